@@ -1,0 +1,364 @@
+"""Bindings: one class per model that answers ``<stream>.<action>`` events.
+
+A binding is to a stream what a DRF view set is to a URL prefix. Each request gets a
+fresh instance carrying ``self.request``; behaviour is split into small hooks
+(``get_queryset``, ``get_serializer``, ``get_object``, ``perform_create``, ...) that
+you override, and policies are class attributes whose defaults come from the
+``CHANNELS_BINDING`` setting.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
+from django.db.models import QuerySet
+from django.http import Http404
+from rest_framework.serializers import BaseSerializer
+
+from . import filters, mixins, pagination
+from .exceptions import (
+    ActionNotAllowed,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    UnknownEvent,
+    ValidationError,
+)
+from .registry import registry
+from .request import BindingRequest
+from .serializers import model_serializer_class, related_lookups
+from .settings import binding_settings
+
+BUILTIN_ACTIONS = (
+    "retrieve",
+    "list",
+    "search",
+    "create",
+    "update",
+    "save",
+    "delete",
+    "subscribe",
+    "unsubscribe",
+)
+
+
+def bind(
+    name: str,
+    *,
+    method: str = "POST",
+    permission_classes: list | tuple | None = None,
+) -> Callable:
+    """Expose a binding method as the custom event ``<stream>.<name>``.
+
+    The method is called as ``method(self, request)`` and whatever it returns is the
+    reply's ``data``. It may be ``async def`` (run on the event loop) or plain
+    ``def`` (run in a worker thread, so it may use the ORM). ``method`` is what DRF
+    permission classes see: the default ``"POST"`` counts as a write, so anonymous
+    users are refused by the default permissions; pass ``"GET"`` for a read.
+    """
+    if not name or "." in name or "#" in name or name.startswith("_"):
+        raise ValueError(
+            f"@bind({name!r}): an event name must be non-empty, must not start with "
+            "'_' and must not contain '.' or '#'."
+        )
+
+    def decorator(func: Callable) -> Callable:
+        func.binding_event = name
+        func.binding_method = method.upper()
+        func.binding_permission_classes = permission_classes
+        return func
+
+    return decorator
+
+
+class GenericBinding:
+    """Everything a binding needs except the actions (see :mod:`.mixins`)."""
+
+    #: Set to ``True`` on a base class that must not be registered itself.
+    abstract: ClassVar[bool] = True
+
+    model: ClassVar[type[models.Model] | None] = None
+    queryset: ClassVar[QuerySet | None] = None
+    stream: ClassVar[str] = ""
+    serializer_class: ClassVar[type[BaseSerializer] | None] = None
+    fields: ClassVar[list[str] | tuple[str, ...] | None] = None
+    exclude: ClassVar[list[str] | tuple[str, ...] | None] = None
+    read_only_fields: ClassVar[list[str] | tuple[str, ...] | None] = None
+    permission_classes: ClassVar[list | tuple | None] = None
+    permission_classes_by_action: ClassVar[dict[str, list | tuple]] = {}
+    search_fields: ClassVar[list[str] | tuple[str, ...]] = ()
+    filter_fields: ClassVar[list[str] | tuple[str, ...] | dict] = ()
+    filterset_class: ClassVar[type | None] = None
+    ordering_fields: ClassVar[list[str] | tuple[str, ...]] = ()
+    ordering: ClassVar[list[str] | tuple[str, ...] | None] = None
+    select_related: ClassVar[list[str] | tuple[str, ...] | None] = None
+    prefetch_related: ClassVar[list[str] | tuple[str, ...] | None] = None
+    page_size: ClassVar[int | None] = None
+    max_page_size: ClassVar[int | None] = None
+    auto_subscribe: ClassVar[bool | None] = None
+    lookup_field: ClassVar[str] = "pk"
+    #: The built-in actions this binding answers; the others answer 405.
+    actions: ClassVar[tuple[str, ...]] = BUILTIN_ACTIONS
+
+    #: Event name (without stream) → method name; built when the class is made.
+    events: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.model is None and cls.queryset is not None:
+            cls.model = cls.queryset.model
+        cls.events = cls._collect_events()
+        if cls.__dict__.get("abstract", False):
+            return
+        stream = cls.__dict__.get("stream") or ""
+        if not stream and cls.model is not None:
+            stream = f"{cls.model._meta.app_label}.{cls.model.__name__}"
+        if not stream:
+            raise ImproperlyConfigured(
+                f"{cls.__module__}.{cls.__qualname__} has neither a `model` nor a "
+                '`stream`. Set `model = YourModel`, or `stream = "app.name"` for a '
+                "binding with custom events only."
+            )
+        if "#" in stream or stream.startswith("."):
+            raise ImproperlyConfigured(f"Invalid stream name {stream!r}.")
+        cls.stream = stream
+        unknown = set(cls.actions) - set(BUILTIN_ACTIONS)
+        if unknown:
+            raise ImproperlyConfigured(
+                f"{cls.__qualname__}.actions names unknown actions {sorted(unknown)}; "
+                f"choose among {', '.join(BUILTIN_ACTIONS)}."
+            )
+        registry.register(cls)
+
+    @classmethod
+    def _collect_events(cls) -> dict[str, str]:
+        events = {}
+        if cls.model is not None:
+            events = {a: a for a in cls.actions if hasattr(cls, a)}
+        for klass in reversed(cls.__mro__):
+            for attr, value in vars(klass).items():
+                name = getattr(value, "binding_event", None)
+                if name is not None:
+                    events[name] = attr
+        return events
+
+    # -- request lifecycle -------------------------------------------------------
+
+    def __init__(self, request: BindingRequest) -> None:
+        self.request = request
+        self.action = request.action
+        handler_name = self.events.get(request.action)
+        if handler_name is None:
+            if request.action in BUILTIN_ACTIONS:
+                raise ActionNotAllowed(
+                    f"{request.stream!r} does not allow {request.action!r}."
+                )
+            raise UnknownEvent(f"Unknown event {request.action!r} on {self.stream!r}.")
+        self.handler: Callable = getattr(self, handler_name)
+        method = getattr(self.handler, "binding_method", None)
+        if method:
+            request.method = method
+
+    @classmethod
+    def for_request(cls, request: BindingRequest) -> GenericBinding:
+        """The binding instance that answers ``request``; raises for unknown events."""
+        return registry.get(request.stream)(request)
+
+    def run(self) -> Any:
+        """Answer the request synchronously (for sync transports and worker threads)."""
+        self.initial()
+        if inspect.iscoroutinefunction(self.handler):
+            return async_to_sync(self.handler)(self.request)
+        return self.handler(self.request)
+
+    async def arun(self) -> Any:
+        """Answer the request from the event loop.
+
+        Built-in actions and plain ``def`` handlers run in one worker-thread hop,
+        permission checks included; an ``async def`` handler runs on the loop after
+        the permission checks.
+        """
+        if inspect.iscoroutinefunction(self.handler):
+            await database_sync_to_async(self.initial)()
+            return await self.handler(self.request)
+        return await database_sync_to_async(self.run)()
+
+    def initial(self) -> None:
+        """Runs before the handler: resolve the HTTP-like method, check permissions."""
+        self.request.method = self.get_method()
+        self.check_permissions()
+
+    def get_method(self) -> str:
+        """The HTTP method DRF permission classes see for this request."""
+        return self.request.method
+
+    # -- permissions -------------------------------------------------------------
+
+    def get_permissions(self) -> list:
+        """Instances of the permission classes that apply to this action.
+
+        In order of precedence: ``@bind(..., permission_classes=...)``,
+        ``permission_classes_by_action[action]``, ``permission_classes``, then the
+        ``DEFAULT_PERMISSION_CLASSES`` setting.
+        """
+        classes = getattr(self.handler, "binding_permission_classes", None)
+        if classes is None:
+            classes = self.permission_classes_by_action.get(self.action)
+        if classes is None:
+            classes = self.permission_classes
+        if classes is None:
+            classes = binding_settings.DEFAULT_PERMISSION_CLASSES
+        return [permission() for permission in classes]
+
+    def check_permissions(self) -> None:
+        for permission in self.get_permissions():
+            if not permission.has_permission(self.request, self):
+                self.permission_denied(permission)
+
+    def check_object_permissions(self, obj: Any) -> None:
+        for permission in self.get_permissions():
+            if not permission.has_object_permission(self.request, self, obj):
+                self.permission_denied(permission)
+
+    def permission_denied(self, permission: Any) -> None:
+        message = getattr(permission, "message", None)
+        code = getattr(permission, "code", None)
+        user = self.request.user
+        if user is None or not user.is_authenticated:
+            raise NotAuthenticated(message, code)
+        raise PermissionDenied(message, code)
+
+    # -- data --------------------------------------------------------------------
+
+    def get_queryset(self) -> QuerySet:
+        """The objects this request may see. Override to filter by
+        ``self.request.user``; every read, write and push goes through it."""
+        if self.queryset is not None:
+            return self.queryset.all()
+        if self.model is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__qualname__} should either set `model` or `queryset`, "
+                "or override `get_queryset()`."
+            )
+        return self.model._default_manager.all()
+
+    def get_serializer_class(self) -> type[BaseSerializer]:
+        if self.serializer_class is not None:
+            return self.serializer_class
+        if self.model is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__qualname__} should either set `serializer_class`, "
+                "`model`, or override `get_serializer_class()`."
+            )
+        return model_serializer_class(
+            self.model,
+            _tuple(self.fields),
+            _tuple(self.exclude),
+            _tuple(self.read_only_fields),
+            tuple(binding_settings.DEFAULT_FIELDS_EXCLUDE),
+        )
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {"request": self.request, "view": self, "binding": self}
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer:
+        kwargs.setdefault("context", self.get_serializer_context())
+        return self.get_serializer_class()(*args, **kwargs)
+
+    def get_lookup_value(self) -> Any:
+        """The primary key named by ``data["id"]``, else by the event's hash."""
+        data = self.request.data
+        if "id" in data:
+            value = data["id"]
+        elif self.request.hash:
+            value = self.request.hash
+        else:
+            raise ValidationError({"id": ["This field is required."]})
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise ValidationError({"id": ["Must be a string or an integer."]})
+        return value
+
+    def get_object(self) -> models.Model:
+        """The object named by the request, if this request may see it."""
+        queryset = self.get_queryset()
+        try:
+            obj = queryset.get(**{self.lookup_field: self.get_lookup_value()})
+        except (
+            queryset.model.DoesNotExist,
+            # A malformed key (a UUID field given "abc") is a not-found, not a 500.
+            DjangoValidationError,
+            ValueError,
+            TypeError,
+            Http404,
+        ):
+            raise NotFound() from None
+        self.check_object_permissions(obj)
+        return obj
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        """Apply the request's ``filters``, ``query`` (search only) and ordering."""
+        data = self.request.data
+        queryset = filters.filter_queryset(self, queryset, data.get("filters"))
+        if self.action == "search":
+            queryset = filters.search_queryset(self, queryset, data.get("query"))
+        return filters.order_queryset(self, queryset, data.get("ordering"))
+
+    def optimize_queryset(self, queryset: QuerySet) -> QuerySet:
+        """Join or prefetch what the serializer reads, so a page costs a constant
+        number of queries. Set ``select_related`` / ``prefetch_related`` to choose
+        yourself; by default they are read off the serializer's fields."""
+        select, prefetch = self.select_related, self.prefetch_related
+        if select is None or prefetch is None:
+            auto_select, auto_prefetch = related_lookups(self.get_serializer_class())
+            select = auto_select if select is None else select
+            prefetch = auto_prefetch if prefetch is None else prefetch
+        if select:
+            queryset = queryset.select_related(*select)
+        if prefetch:
+            queryset = queryset.prefetch_related(*prefetch)
+        return queryset
+
+    def paginate_queryset(self, queryset: QuerySet) -> dict[str, Any]:
+        return pagination.paginate(self, queryset, self.request.data)
+
+    # -- writes ------------------------------------------------------------------
+
+    def perform_create(self, serializer: BaseSerializer) -> None:
+        serializer.save()
+
+    def perform_update(self, serializer: BaseSerializer) -> None:
+        serializer.save()
+
+    def perform_destroy(self, instance: models.Model) -> None:
+        instance.delete()
+
+
+def _tuple(value: Any) -> tuple | None:
+    return None if value is None else tuple(value)
+
+
+class AsyncBinding(
+    mixins.RetrieveMixin,
+    mixins.ListMixin,
+    mixins.SearchMixin,
+    mixins.CreateMixin,
+    mixins.UpdateMixin,
+    mixins.SaveMixin,
+    mixins.DeleteMixin,
+    GenericBinding,
+):
+    """A binding answering every built-in event for ``model``.
+
+    ``model = Product`` is enough: the stream is ``"<app_label>.Product"`` and every
+    field except ``DEFAULT_FIELDS_EXCLUDE`` is exposed. Set ``actions`` to a subset
+    of the built-in action names to answer the others with 405.
+    """
+
+    abstract = True

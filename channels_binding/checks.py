@@ -1,0 +1,87 @@
+"""System checks: misconfigurations found at start-up rather than at the first frame."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import FieldDoesNotExist
+
+from .registry import registry
+from .settings import ALIASES, DEFAULTS, SETTING_NAME
+
+
+@register(Tags.security, Tags.compatibility)
+def check_settings(app_configs=None, **kwargs):
+    raw = getattr(settings, SETTING_NAME, None) or {}
+    if not isinstance(raw, dict):
+        return [
+            Error(
+                f"settings.{SETTING_NAME} must be a dict.",
+                id="channels_binding.E002",
+            )
+        ]
+    return [
+        Warning(
+            f"Unknown key {key!r} in settings.{SETTING_NAME}.",
+            hint=f"Known keys: {', '.join(sorted(DEFAULTS))}.",
+            id="channels_binding.W002",
+        )
+        for key in raw
+        if key not in DEFAULTS and key not in ALIASES
+    ]
+
+
+def _path(binding) -> str:
+    return f"{binding.__module__}.{binding.__qualname__}"
+
+
+@register(Tags.security, Tags.models)
+def check_bindings(app_configs=None, **kwargs):
+    messages = []
+    for binding in registry:
+        model = binding.model
+        if model is None:
+            continue
+        if binding.serializer_class is None and binding.fields is None:
+            messages.append(
+                Warning(
+                    f"{_path(binding)} exposes every field of {model._meta.label} "
+                    "but DEFAULT_FIELDS_EXCLUDE.",
+                    hint="Set `fields` or `serializer_class` so that a field added "
+                    "to the model later is not published by accident.",
+                    obj=binding,
+                    id="channels_binding.W001",
+                )
+            )
+        messages.extend(_check_field_names(binding, model))
+    return messages
+
+
+def _check_field_names(binding, model):
+    declared = dict.fromkeys(binding.ordering_fields or ())
+    filter_fields = binding.filter_fields or ()
+    declared.update(dict.fromkeys(filter_fields))
+    for name in binding.search_fields or ():
+        declared[name.lstrip("^=")] = None
+    for name in declared:
+        if not _resolves(model, name):
+            yield Error(
+                f"{_path(binding)} declares {name!r}, which is not a field of "
+                f"{model._meta.label}.",
+                hint="Check search_fields, filter_fields and ordering_fields.",
+                obj=binding,
+                id="channels_binding.E001",
+            )
+
+
+def _resolves(model, path: str) -> bool:
+    for part in path.split("__"):
+        if part == "pk":
+            part = model._meta.pk.name
+        try:
+            field = model._meta.get_field(part)
+        except FieldDoesNotExist:
+            return False
+        if field.is_relation and field.related_model is not None:
+            model = field.related_model
+    return True

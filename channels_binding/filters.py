@@ -1,0 +1,158 @@
+"""Reading ``filters``, ``ordering`` and ``query`` from a request's data.
+
+Only what a binding declares is accepted: an undeclared field is a 400 that names
+it, never a silent pass-through to the ORM (which would let a client filter or
+order by any column, related ones included).
+"""
+
+from __future__ import annotations
+
+import operator
+from functools import reduce
+from typing import TYPE_CHECKING, Any
+
+from django.core.exceptions import FieldError
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Q, QuerySet
+
+from .exceptions import ValidationError
+
+if TYPE_CHECKING:
+    from .bindings import GenericBinding
+
+SCALARS = (str, int, float, bool, type(None))
+MAX_SEARCH_TERMS = 16
+SEARCH_PREFIXES = {"^": "istartswith", "=": "iexact"}
+
+
+def invalid(key: str, message: str) -> ValidationError:
+    return ValidationError({key: [message]})
+
+
+def declared_filters(binding: GenericBinding) -> dict[str, str]:
+    """Every accepted filter key mapped to its ORM lookup.
+
+    ``filter_fields`` is a list of field names (exact match) or a dict of field
+    name to lookups, as in django-filter: ``{"price": ["exact", "lt", "gt"]}``
+    accepts ``price``, ``price__lt`` and ``price__gt``.
+    """
+    fields = binding.filter_fields or ()
+    if not isinstance(fields, dict):
+        fields = {name: ["exact"] for name in fields}
+    accepted = {}
+    for name, lookups in fields.items():
+        for lookup in lookups:
+            key = name if lookup == "exact" else f"{name}__{lookup}"
+            accepted[key] = key
+    return accepted
+
+
+def filter_queryset(binding: GenericBinding, queryset: QuerySet, filters: Any):
+    if filters is None or filters == {}:
+        return queryset
+    if not isinstance(filters, dict):
+        raise invalid("filters", "Must be an object of field names to values.")
+    filterset_class = getattr(binding, "filterset_class", None)
+    if filterset_class is not None:
+        return _filterset(binding, filterset_class, queryset, filters)
+    accepted = declared_filters(binding)
+    for key, value in filters.items():
+        if key not in accepted:
+            allowed = ", ".join(sorted(accepted)) or "none"
+            raise invalid(
+                key, f"Filtering on {key!r} is not allowed. Allowed: {allowed}."
+            )
+        if isinstance(value, list):
+            if not key.endswith(("__in", "__range")) or not all(
+                isinstance(item, SCALARS) for item in value
+            ):
+                raise invalid(key, "A list is accepted only for __in and __range.")
+        elif not isinstance(value, SCALARS):
+            raise invalid(key, "Must be a string, number, boolean or null.")
+        try:
+            queryset = queryset.filter(**{key: value})
+        except (ValueError, TypeError, DjangoValidationError, FieldError):
+            raise invalid(key, f"{value!r} is not a valid value.") from None
+    return queryset
+
+
+def _filterset(binding, filterset_class, queryset, filters):
+    filterset = filterset_class(
+        data=filters, queryset=queryset, request=binding.request
+    )
+    unknown = sorted(set(filters) - set(filterset.filters))
+    if unknown:
+        raise invalid(unknown[0], f"Filtering on {unknown[0]!r} is not allowed.")
+    if not filterset.is_valid():
+        raise ValidationError(
+            {key: [str(e) for e in errors] for key, errors in filterset.errors.items()}
+        )
+    return filterset.qs
+
+
+def ordering_terms(binding: GenericBinding, ordering: Any) -> list[str]:
+    """The requested ordering as ORM terms, each checked against ``ordering_fields``."""
+    if ordering is None or ordering == "" or ordering == []:
+        return []
+    if isinstance(ordering, str):
+        terms = [term.strip() for term in ordering.split(",")]
+    elif isinstance(ordering, list) and all(isinstance(t, str) for t in ordering):
+        terms = [term.strip() for term in ordering]
+    else:
+        raise invalid("ordering", "Must be a field name or a list of field names.")
+    allowed = set(binding.ordering_fields or ())
+    for term in terms:
+        if term.lstrip("-") not in allowed:
+            names = ", ".join(sorted(allowed)) or "none"
+            raise invalid(
+                "ordering",
+                f"Ordering by {term.lstrip('-')!r} is not allowed. Allowed: {names}.",
+            )
+    return terms
+
+
+def order_queryset(binding: GenericBinding, queryset: QuerySet, ordering: Any):
+    """Order by the request's terms, else the binding's, else the model's; the
+    primary key always ends the ordering so pages never overlap or skip rows."""
+    terms = ordering_terms(binding, ordering)
+    if not terms:
+        terms = list(
+            binding.ordering
+            or queryset.query.order_by
+            or queryset.model._meta.ordering
+            or []
+        )
+    pk_names = {"pk", queryset.model._meta.pk.name}
+    if not any(isinstance(t, str) and t.lstrip("-") in pk_names for t in terms):
+        terms.append("pk")
+    return queryset.order_by(*terms)
+
+
+def search_queryset(binding: GenericBinding, queryset: QuerySet, query: Any):
+    """Every word of ``query`` must match at least one of ``search_fields``.
+
+    A field may start with ``^`` (starts with) or ``=`` (exact), as in DRF's
+    ``SearchFilter``; otherwise it matches case-insensitively anywhere.
+    """
+    if query is None:
+        return queryset
+    if not isinstance(query, str):
+        raise invalid("query", "Must be a string.")
+    terms = query.replace(",", " ").split()[:MAX_SEARCH_TERMS]
+    if not terms:
+        return queryset
+    fields = binding.search_fields or ()
+    if not fields:
+        raise invalid("query", "This binding declares no search_fields.")
+    lookups = []
+    for field in fields:
+        lookup = SEARCH_PREFIXES.get(field[0])
+        name = field[1:] if lookup else field
+        lookups.append(f"{name}__{lookup or 'icontains'}")
+    for term in terms:
+        queryset = queryset.filter(
+            reduce(operator.or_, (Q(**{lookup: term}) for lookup in lookups))
+        )
+    if any("__" in field.lstrip("^=") for field in fields):
+        queryset = queryset.distinct()
+    return queryset

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from channels_binding.bindings import GenericBinding
+from channels_binding.registry import registry
+from channels_binding.settings import binding_settings
+
+
+def _names(classes) -> str:
+    return ", ".join(f"{c.__module__}.{c.__qualname__}" for c in classes)
+
+
+def _permissions(binding: type[GenericBinding], handler_name: str) -> list:
+    handler = getattr(binding, handler_name)
+    action_name = getattr(handler, "binding_event", handler_name)
+    for classes in (
+        getattr(handler, "binding_permission_classes", None),
+        binding.permission_classes_by_action.get(action_name),
+        binding.permission_classes,
+    ):
+        if classes is not None:
+            return list(classes)
+    return list(binding_settings.DEFAULT_PERMISSION_CLASSES)
+
+
+class Command(BaseCommand):
+    help = "List every stream, the events it answers and their permission classes."
+
+    def handle(self, *args, **options) -> None:
+        bindings = list(registry)
+        if not bindings:
+            self.stdout.write("No bindings are registered.")
+            return
+        for binding in bindings:
+            path = f"{binding.__module__}.{binding.__qualname__}"
+            self.stdout.write(
+                self.style.MIGRATE_HEADING(binding.stream) + f"  ({path})"
+            )
+            for name, handler_name in sorted(binding.events.items()):
+                permissions = _names(_permissions(binding, handler_name))
+                self.stdout.write(f"  {binding.stream}.{name}  [{permissions}]")

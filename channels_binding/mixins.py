@@ -1,0 +1,109 @@
+"""The built-in actions, one mixin each, in the manner of DRF's ``mixins.py``.
+
+Each action is a plain method ``action(self, request)`` that returns the reply's
+``data``; it knows nothing of websockets or HTTP. They run in a worker thread, so
+they use the ORM directly. Writes run inside one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import router, transaction
+from django.db.models import Model
+
+
+class RetrieveMixin:
+    def retrieve(self, request) -> Any:
+        instance = self.get_object()
+        return self.get_serializer(instance).data
+
+
+class ListMixin:
+    def list(self, request) -> dict[str, Any]:
+        queryset = self.filter_queryset(self.get_queryset())
+        return self.paginate_queryset(self.optimize_queryset(queryset))
+
+
+class SearchMixin:
+    def search(self, request) -> dict[str, Any]:
+        """``list`` plus ``query``: a text search over ``search_fields``."""
+        queryset = self.filter_queryset(self.get_queryset())
+        return self.paginate_queryset(self.optimize_queryset(queryset))
+
+
+def _atomic(binding):
+    return transaction.atomic(using=router.db_for_write(binding.model))
+
+
+class CreateMixin:
+    def create(self, request) -> Any:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with _atomic(self):
+            self.perform_create(serializer)
+        return serializer.data
+
+
+class UpdateMixin:
+    def update(self, request) -> Any:
+        """A partial update: fields left out keep their values."""
+        with _atomic(self):
+            instance = self.get_object()
+            serializer = self.get_serializer(instance, data=request.data, partial=True)
+            serializer.is_valid(raise_exception=True)
+            self.perform_update(serializer)
+        return serializer.data
+
+
+class SaveMixin:
+    """Update the object ``id`` (or the hash) names, or create one if none is found.
+
+    Permission classes see ``PUT`` for an update and ``POST`` for a create.
+    """
+
+    _save_instance: Model | None = None
+
+    def get_method(self) -> str:
+        method = super().get_method()
+        if self.action != "save":
+            return method
+        self._save_instance = self._find_save_instance()
+        return "PUT" if self._save_instance is not None else "POST"
+
+    def _find_save_instance(self) -> Model | None:
+        data = self.request.data
+        if "id" not in data and not self.request.hash:
+            return None
+        value = self.get_lookup_value()
+        try:
+            return self.get_queryset().get(**{self.lookup_field: value})
+        except (ObjectDoesNotExist, DjangoValidationError, ValueError, TypeError):
+            # No such object this user may see, or a malformed key: create.
+            return None
+
+    def save(self, request) -> dict[str, Any]:
+        instance = self._save_instance
+        if instance is not None:
+            self.check_object_permissions(instance)
+        serializer = self.get_serializer(
+            instance, data=request.data, partial=instance is not None
+        )
+        serializer.is_valid(raise_exception=True)
+        with _atomic(self):
+            if instance is None:
+                self.perform_create(serializer)
+            else:
+                self.perform_update(serializer)
+        return {"success": True, "id": serializer.instance.pk}
+
+
+class DeleteMixin:
+    def delete(self, request) -> dict[str, Any]:
+        with _atomic(self):
+            instance = self.get_object()
+            pk = instance.pk
+            self.perform_destroy(instance)
+        return {"success": True, "id": pk}

@@ -1,0 +1,133 @@
+"""The wire format: parsing client frames and building reply, error and push frames.
+
+Every websocket text frame is one JSON object. This module knows nothing about
+bindings or consumers; both transports use it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from rest_framework.utils.encoders import JSONEncoder
+
+from .exceptions import FrameTooLarge, ParseError, error_payload
+
+_encoder = JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+NO_DATA: dict[str, Any] = {}
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("number out of range")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One parsed client frame."""
+
+    event: str
+    data: dict[str, Any]
+    request_id: Any = None
+    has_request_id: bool = False
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event name split into ``<stream>.<action>#<hash>``."""
+
+    name: str
+    stream: str
+    action: str
+    hash: str | None
+
+    @classmethod
+    def parse(cls, name: str) -> Event:
+        base, sep, tag = name.partition("#")
+        stream, _, action = base.rpartition(".")
+        return cls(name=name, stream=stream, action=action, hash=tag if sep else None)
+
+    @property
+    def base(self) -> str:
+        """The event without its hash."""
+        return f"{self.stream}.{self.action}" if self.stream else self.action
+
+
+class BadFrame(Exception):
+    """A frame that cannot be answered normally; carries what could be salvaged."""
+
+    def __init__(self, exc: Exception, event: str | None = None, frame: Any = None):
+        super().__init__(str(exc))
+        self.exc = exc
+        self.event = event
+        self.frame = frame
+
+
+def parse_frame(text: str | None, bytes_data: bytes | None = None, *, max_bytes: int):
+    """Parse one websocket message into a :class:`Frame`, or raise :class:`BadFrame`.
+
+    The error carries the event and request id when they could be read, so the
+    error frame can echo them.
+    """
+    if text is None:
+        size = len(bytes_data or b"")
+        if size > max_bytes:
+            raise BadFrame(FrameTooLarge())
+        raise BadFrame(ParseError("Binary frames are not supported: send JSON text."))
+    # len() counts characters, which is at most the UTF-8 byte count: encode only
+    # when the character count alone cannot decide.
+    if len(text) > max_bytes or (
+        len(text) * 4 > max_bytes and len(text.encode("utf-8")) > max_bytes
+    ):
+        raise BadFrame(FrameTooLarge(f"Frame larger than {max_bytes} bytes."))
+    try:
+        obj = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        raise BadFrame(ParseError("Frame is not valid JSON.")) from None
+    if not isinstance(obj, dict):
+        raise BadFrame(ParseError("Frame must be a JSON object."))
+    event = obj.get("event")
+    if not isinstance(event, str) or not event:
+        raise BadFrame(ParseError('Frame needs an "event" string.'), frame=obj)
+    data = obj.get("data", NO_DATA)
+    if data is None:
+        data = NO_DATA
+    if not isinstance(data, dict):
+        raise BadFrame(ParseError('"data" must be a JSON object.'), event, obj)
+    return Frame(event, data, obj.get("request_id"), "request_id" in obj)
+
+
+def reply(event: str | None, data: Any, frame: Frame | dict | None = None) -> dict:
+    """A success reply (or, with no ``frame``, a push)."""
+    message: dict[str, Any] = {"event": event, "data": data}
+    _echo_request_id(message, frame)
+    return message
+
+
+def error(event: str | None, exc: BaseException, frame: Frame | dict | None = None):
+    """An error frame ``{"event", "error": {"status", "code", "detail"}}``."""
+    message: dict[str, Any] = {"event": event, "error": error_payload(exc)}
+    _echo_request_id(message, frame)
+    return message
+
+
+def _echo_request_id(message: dict, frame: Frame | dict | None) -> None:
+    if isinstance(frame, Frame):
+        if frame.has_request_id:
+            message["request_id"] = frame.request_id
+    elif isinstance(frame, dict) and "request_id" in frame:
+        message["request_id"] = frame["request_id"]
+
+
+def encode(message: dict) -> str:
+    """JSON text of a frame; understands dates, decimals, UUIDs and lazy strings."""
+    return _encoder.encode(message)

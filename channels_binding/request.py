@@ -1,0 +1,68 @@
+"""The request object a binding sees, whichever transport the event came by."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# How each built-in action reads to DRF permission classes.
+ACTION_METHODS = {
+    "retrieve": "GET",
+    "list": "GET",
+    "search": "GET",
+    "subscribe": "GET",
+    "unsubscribe": "GET",
+    "create": "POST",
+    "update": "PATCH",
+    "save": "PUT",  # POST when the save creates; see SaveMixin
+    "delete": "DELETE",
+}
+
+
+class BindingRequest:
+    """One event to answer: who sent it, what it asks, and how to answer.
+
+    It quacks enough like DRF's ``Request`` (``user``, ``auth``, ``method``,
+    ``data``, ``query_params``) that permission classes and serializers written for
+    DRF views work unchanged. ``transport`` is ``"websocket"`` or ``"http"``;
+    ``connection`` is the websocket consumer (``None`` over HTTP).
+    """
+
+    def __init__(
+        self,
+        *,
+        event: str,
+        stream: str,
+        action: str,
+        hash: str | None = None,
+        data: dict[str, Any] | None = None,
+        request_id: Any = None,
+        user: Any = None,
+        auth: Any = None,
+        method: str | None = None,
+        transport: str = "websocket",
+        connection: Any = None,
+        http_request: Any = None,
+    ) -> None:
+        self.event = event
+        self.stream = stream
+        self.action = action
+        self.hash = hash
+        self.data = data if data is not None else {}
+        self.request_id = request_id
+        self.user = user
+        self.auth = auth
+        self.method = method or ACTION_METHODS.get(action, "POST")
+        self.transport = transport
+        self.connection = connection
+        self._request = http_request
+
+    @property
+    def query_params(self) -> dict[str, Any]:
+        return self.data
+
+    @property
+    def scope(self) -> dict[str, Any] | None:
+        return getattr(self.connection, "scope", None)
+
+    def __repr__(self) -> str:
+        return f"<BindingRequest {self.event!r} user={self.user!r}>"

@@ -1,0 +1,97 @@
+"""The ``CHANNELS_BINDING`` settings dict, read lazily.
+
+Like DRF's ``api_settings``: values are looked up on first use, dotted paths are
+imported, and the cache is dropped on Django's ``setting_changed`` signal, so
+``override_settings(CHANNELS_BINDING=...)`` works in tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.utils.module_loading import import_string
+
+SETTING_NAME = "CHANNELS_BINDING"
+
+DEFAULTS: dict[str, Any] = {
+    "AUTHENTICATION_CLASSES": [
+        "channels_binding.authentication.ScopeUserAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticatedOrReadOnly",
+    ],
+    "DEFAULT_PAGE_SIZE": 25,
+    "MAX_PAGE_SIZE": 100,
+    "ANONYMOUS_CONNECTION_ALLOWED": True,
+    "AUTO_SUBSCRIBE": True,
+    "MAX_FRAME_BYTES": 1024 * 1024,
+    "THROTTLE_RATES": None,
+    "MAX_CONCURRENT_REQUESTS": 16,
+    "CLIENT_NOTIFICATIONS": False,
+    "DEFAULT_FIELDS_EXCLUDE": ["password"],
+    "BINDINGS_MODULES": [],
+}
+
+# Keys whose values are dotted paths (or lists of them) to import.
+IMPORT_STRINGS = {"AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES"}
+
+# The first channels-binding spelled this key with an "F"; keep accepting it.
+ALIASES = {"AUTHENTIFICATION_CLASSES": "AUTHENTICATION_CLASSES"}
+
+
+def _import(value: Any, key: str) -> Any:
+    if isinstance(value, str):
+        try:
+            return import_string(value)
+        except ImportError as exc:
+            raise ImportError(
+                f"Could not import {value!r} for {SETTING_NAME}[{key!r}]: {exc}"
+            ) from exc
+    if isinstance(value, list | tuple):
+        return [_import(item, key) for item in value]
+    return value
+
+
+class BindingSettings:
+    """Attribute access to ``settings.CHANNELS_BINDING`` merged with defaults."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] = {}
+
+    @property
+    def user_settings(self) -> dict[str, Any]:
+        raw = getattr(settings, SETTING_NAME, None) or {}
+        merged = dict(raw)
+        for alias, key in ALIASES.items():
+            if alias in merged and key not in merged:
+                merged[key] = merged.pop(alias)
+        return merged
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_") or key not in DEFAULTS:
+            raise AttributeError(f"Invalid {SETTING_NAME} setting: {key!r}")
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        value = self.user_settings.get(key, DEFAULTS[key])
+        if key in IMPORT_STRINGS:
+            value = _import(value, key)
+        self._cache[key] = value
+        return value
+
+    def reload(self) -> None:
+        self._cache.clear()
+
+
+binding_settings = BindingSettings()
+
+
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        binding_settings.reload()
+
+
+setting_changed.connect(_reload)

@@ -1,0 +1,46 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="channels-binding",
+    version="2.0.0.dev0",
+    description=(
+        "Django models as a live JSON API over one websocket and over HTTP, "
+        "built on Channels and Django REST framework."
+    ),
+    long_description=(HERE / "README.rst").read_text(encoding="utf-8"),
+    long_description_content_type="text/x-rst",
+    license="MIT",
+    packages=find_packages(include=["channels_binding", "channels_binding.*"]),
+    include_package_data=True,
+    package_data={"channels_binding": ["py.typed", "static/channels_binding/*"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "Django>=5.2",
+        "channels>=4.1",
+        "djangorestframework>=3.15",
+        "daphne>=4.1",
+    ],
+    extras_require={
+        "redis": ["channels-redis>=4.2"],
+        "filter": ["django-filter>=24"],
+        "test": [
+            "pytest>=8",
+            "pytest-django>=4.9",
+            "pytest-asyncio>=0.24",
+            "websockets>=13",
+            "ruff>=0.8",
+            "channels-redis>=4.2",
+            "django-filter>=24",
+        ],
+    },
+    classifiers=[
+        "Framework :: Django",
+        "Framework :: Django :: 5.2",
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
+    ],
+)
