@@ -17,6 +17,7 @@ INSTALLED_APPS = [
     "channels",
     "channels_binding",
     "tests.shop",
+    "tests.pkgapp",
 ]
 
 MIDDLEWARE = [

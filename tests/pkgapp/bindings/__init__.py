@@ -1,0 +1,1 @@
+"""A bindings package: every module inside it is imported at start-up."""
