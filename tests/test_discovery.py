@@ -152,12 +152,12 @@ def test_unimportable_class_in_settings_names_the_key():
     bad = {**ROOT, "DEFAULT_PERMISSION_CLASSES": ["nowhere.Nothing"]}
     with override_settings(CHANNELS_BINDING=bad):
         with pytest.raises(ImportError, match="DEFAULT_PERMISSION_CLASSES"):
-            binding_settings.DEFAULT_PERMISSION_CLASSES
+            _ = binding_settings.DEFAULT_PERMISSION_CLASSES
 
 
 def test_unknown_setting_key_is_an_attribute_error_and_a_check_warning():
     with pytest.raises(AttributeError):
-        binding_settings.NO_SUCH_KEY
+        _ = binding_settings.NO_SUCH_KEY
     with override_settings(CHANNELS_BINDING={**ROOT, "DEFAULT_PAGESIZE": 3}):
         ids = [message.id for message in run_checks()]
     assert "channels_binding.W002" in ids
