@@ -14,6 +14,7 @@ setup(
     long_description=(HERE / "README.rst").read_text(encoding="utf-8"),
     long_description_content_type="text/x-rst",
     license="MIT",
+    license_files=["LICENSE"],
     packages=find_packages(include=["channels_binding", "channels_binding.*"]),
     include_package_data=True,
     package_data={"channels_binding": ["py.typed", "static/channels_binding/*"]},
@@ -35,12 +36,12 @@ setup(
             "ruff>=0.8",
             "channels-redis>=4.2",
             "django-filter>=24",
+            "sphinx>=7",
         ],
     },
     classifiers=[
         "Framework :: Django",
         "Framework :: Django :: 5.2",
         "Programming Language :: Python :: 3",
-        "License :: OSI Approved :: MIT License",
     ],
 )

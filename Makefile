@@ -1,0 +1,79 @@
+# Developer and CI entry points. On a fresh machine two commands are enough:
+#   make demo    serve the demo project on http://127.0.0.1:8000/
+#   make test    lint, then run the test suite (what .ci/run does)
+
+VENV ?= .venv
+PYTHON ?= python3
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+BIN = $(abspath $(VENV))/bin
+# Reinstall only when setup.py (the dependency list) changes.
+STAMP = $(VENV)/.channels-binding-installed
+LINT_PATHS = channels_binding tests demo
+
+# Debian packages the test suite needs, as "command:package": the command that must
+# be on PATH, and the package that provides it. Add one `SYSTEM_DEPS +=` line each.
+SYSTEM_DEPS := redis-server:redis-server
+
+SYSTEM_PACKAGES = $(foreach dep,$(SYSTEM_DEPS),$(lastword $(subst :, ,$(dep))))
+
+.DEFAULT_GOAL := help
+.PHONY: help venv system-deps lint docs test demo clean distclean
+
+help:
+	@echo "make demo         serve the demo on http://$(HOST):$(PORT)/ (PORT=... to change)"
+	@echo "make test         lint, then run the test suite"
+	@echo "make lint         ruff check and ruff format --check"
+	@echo "make docs         build the documentation (warnings are errors)"
+	@echo "make venv         create $(VENV) and install the package with its test extras"
+	@echo "make system-deps  install missing Debian packages: $(SYSTEM_PACKAGES)"
+	@echo "make clean        remove caches, build files and the demo database"
+	@echo "make distclean    clean, and remove $(VENV) too"
+
+venv: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+system-deps:
+	@missing=""; \
+	for dep in $(SYSTEM_DEPS); do \
+		command -v "$${dep%%:*}" >/dev/null 2>&1 || missing="$$missing $${dep#*:}"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" -ne 0 ]; then \
+		echo "error: missing system packages:$$missing" >&2; \
+		echo "Install them as root, e.g.: sudo apt-get install -y$$missing" >&2; \
+		exit 1; \
+	fi; \
+	echo "Installing system packages:$$missing"; \
+	apt-get update && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing
+
+lint: venv
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+docs: venv
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
+test: venv system-deps lint docs
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: venv
+	cd demo && $(BIN)/python manage.py migrate --noinput
+	cd demo && $(BIN)/python manage.py seed_demo
+	@echo "Serving the demo on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	cd demo && exec $(BIN)/daphne -b $(HOST) -p $(PORT) demo_project.asgi:application
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache test-artifacts demo/db.sqlite3
+	find channels_binding tests demo -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
