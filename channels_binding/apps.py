@@ -9,6 +9,8 @@ class ChannelsBindingConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the system checks)
+        from .live import connect_signals
         from .registry import autodiscover
 
         autodiscover()
+        connect_signals()

@@ -21,6 +21,7 @@ from . import protocol
 from .authentication import authenticate_scope
 from .bindings import GenericBinding
 from .exceptions import ServerError
+from .hub import Hub
 from .protocol import BadFrame, Event, Frame
 from .request import BindingRequest
 from .settings import binding_settings
@@ -124,6 +125,7 @@ class AsyncConsumer(BindingConsumerMixin, AsyncWebsocketConsumer):
     async def connect(self) -> None:
         self._tasks: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(binding_settings.MAX_CONCURRENT_REQUESTS)
+        self.hub = Hub.current()
         user, auth = await authenticate_scope(self.scope)
         allowed = self.open_connection(user, auth)
         await self.accept()
@@ -135,9 +137,15 @@ class AsyncConsumer(BindingConsumerMixin, AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for task in list(getattr(self, "_tasks", ())):
             task.cancel()
+        if hasattr(self, "hub"):
+            await self.hub.release(self)
 
     async def send_message(self, message: dict) -> None:
         await self.send(text_data=protocol.encode(message))
+
+    async def push_text(self, text: str) -> None:
+        """Send a push frame computed by the hub."""
+        await self.send(text_data=text)
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
         frame, message = self.read_frame(text_data, bytes_data)
@@ -157,7 +165,10 @@ class AsyncConsumer(BindingConsumerMixin, AsyncWebsocketConsumer):
 
     async def answer(self, frame: Frame) -> None:
         try:
-            data = await self.binding_for(frame).arun()
+            binding = self.binding_for(frame)
+            if binding.needs_stream():
+                await self.hub.watch_stream(binding.stream, self)
+            data = await binding.arun()
         except Exception as exc:
             text = self.encode_reply(frame, exc=exc)
         else:
@@ -165,10 +176,24 @@ class AsyncConsumer(BindingConsumerMixin, AsyncWebsocketConsumer):
         await self.send(text_data=text)
 
 
+async def _current_hub() -> Hub:
+    return Hub.current()
+
+
 class SyncConsumer(BindingConsumerMixin, WebsocketConsumer):
     """The same protocol, one request at a time, in Channels' worker thread."""
 
+    async def __call__(self, scope, receive, send) -> None:
+        # Keep the ASGI send: the hub pushes from the event loop, where the
+        # synchronous ``send`` of this consumer cannot be called.
+        self._asgi_send = send
+        await super().__call__(scope, receive, send)
+
+    async def push_text(self, text: str) -> None:
+        await self._asgi_send({"type": "websocket.send", "text": text})
+
     def connect(self) -> None:
+        self.hub = async_to_sync(_current_hub)()
         user, auth = async_to_sync(authenticate_scope)(self.scope)
         allowed = self.open_connection(user, auth)
         self.accept()
@@ -176,6 +201,10 @@ class SyncConsumer(BindingConsumerMixin, WebsocketConsumer):
             self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
         self.send_message(protocol.reply("connection", self.connection_data()))
+
+    def disconnect(self, code: int) -> None:
+        if hasattr(self, "hub"):
+            async_to_sync(self.hub.release)(self)
 
     def send_message(self, message: dict) -> None:
         self.send(text_data=protocol.encode(message))
@@ -186,7 +215,10 @@ class SyncConsumer(BindingConsumerMixin, WebsocketConsumer):
             self.send_message(message)
             return
         try:
-            data = self.binding_for(frame).run()
+            binding = self.binding_for(frame)
+            if binding.needs_stream():
+                async_to_sync(self.hub.watch_stream)(binding.stream, self)
+            data = binding.run()
         except Exception as exc:
             text = self.encode_reply(frame, exc=exc)
         else:

@@ -14,24 +14,95 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import router, transaction
 from django.db.models import Model
 
+from .exceptions import ActionNotAllowed
+from .subscriptions import Subscription
+
 
 class RetrieveMixin:
     def retrieve(self, request) -> Any:
-        instance = self.get_object()
+        """The object; over a websocket it is watched from then on."""
+        if self.lookup_field in ("pk", self.model._meta.pk.name):
+            with self.watching(pk=self.get_lookup_value()) as subscription:
+                instance = self.get_object()
+        else:
+            instance = self.get_object()
+            with self.watching(pk=instance.pk) as subscription:
+                pass
+        if subscription is not None:
+            subscription.saw([instance.pk])
         return self.get_serializer(instance).data
 
 
 class ListMixin:
     def list(self, request) -> dict[str, Any]:
+        """A page of the collection; over a websocket the collection query (its
+        filters, not its page) is watched from then on."""
         queryset = self.filter_queryset(self.get_queryset())
-        return self.paginate_queryset(self.optimize_queryset(queryset))
+        with self.watching(**self.collection_target()) as subscription:
+            page = self.paginate_queryset(self.optimize_queryset(queryset))
+        if subscription is not None:
+            subscription.saw([obj.pk for obj in self.page_objects])
+        return page
 
 
 class SearchMixin:
     def search(self, request) -> dict[str, Any]:
         """``list`` plus ``query``: a text search over ``search_fields``."""
-        queryset = self.filter_queryset(self.get_queryset())
-        return self.paginate_queryset(self.optimize_queryset(queryset))
+        return ListMixin.list(self, request)
+
+
+class SubscribeMixin:
+    """Watch an object (``{"id": pk}``, or the hash as the key) or a collection
+    query (``{"filters", "query"}``) without reading it."""
+
+    def subscribe(self, request) -> dict[str, bool]:
+        self.require_live()
+        if self.subscribes_to_object():
+            with self.watching(force=True, pk=self.get_lookup_value()) as subscription:
+                instance = self.get_object()
+            subscription.saw([instance.pk])
+        else:
+            # Built for its validation: a bad filter is a 400, as in a list.
+            self.filter_queryset(self.get_queryset())
+            self.watch(**self.collection_target())
+        return {"subscribed": True}
+
+    def unsubscribe(self, request) -> dict[str, bool]:
+        """Stop one subscription (addressed as it was made), or every subscription
+        to this stream with ``{"all": true}``."""
+        self.require_live()
+        index, connection = self.hub.index, request.connection
+        if request.data.get("all") is True:
+            index.remove_stream(connection, self.stream)
+        else:
+            target = (
+                {"pk": self.get_lookup_value()}
+                if self.subscribes_to_object()
+                else self.collection_target()
+            )
+            index.remove(Subscription(connection, self.stream, request.hash, **target))
+        return {"subscribed": False}
+
+    def require_live(self) -> None:
+        if self.hub is None:
+            raise ActionNotAllowed(
+                "Subscriptions need a websocket connection; over HTTP, poll with "
+                "retrieve, list or search."
+            )
+
+    def subscribes_to_object(self) -> bool:
+        """``id`` given, or no ``filters``/``query`` and a hash that is a valid
+        primary key for the model."""
+        data = self.request.data
+        if "id" in data:
+            return True
+        if "filters" in data or "query" in data or not self.request.hash:
+            return False
+        try:
+            self.model._meta.pk.to_python(self.request.hash)
+        except (DjangoValidationError, ValueError, TypeError):
+            return False
+        return True
 
 
 def _atomic(binding):

@@ -41,5 +41,6 @@ def paginate(binding: GenericBinding, queryset: QuerySet, data: dict) -> dict:
     if page > 1 and offset >= count:
         last = max(1, -(-count // limit))
         raise NotFound(f"Page {page} is past the last page ({last}).")
-    rows = binding.get_serializer(queryset[offset : offset + limit], many=True).data
+    binding.page_objects = list(queryset[offset : offset + limit])
+    rows = binding.get_serializer(binding.page_objects, many=True).data
     return {"page": page, "limit": limit, "count": count, "rows": rows}

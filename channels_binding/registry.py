@@ -27,6 +27,7 @@ class Registry:
 
     def __init__(self) -> None:
         self._streams: dict[str, type[AsyncBinding]] = {}
+        self._by_model: dict[type, tuple[str, ...]] | None = None
 
     def register(self, binding: type[AsyncBinding]) -> None:
         stream = binding.stream
@@ -38,9 +39,11 @@ class Registry:
                 f"{_path(binding)}. Give one of them its own `stream` attribute."
             )
         self._streams[stream] = binding
+        self._by_model = None
 
     def unregister(self, stream: str) -> None:
         self._streams.pop(stream, None)
+        self._by_model = None
 
     def get(self, stream: str) -> type[AsyncBinding]:
         try:
@@ -54,8 +57,18 @@ class Registry:
     def __iter__(self):
         return iter(sorted(self._streams.values(), key=lambda b: b.stream))
 
-    def for_model(self, model: type) -> list[type[AsyncBinding]]:
-        return [b for b in self._streams.values() if b.model is model]
+    def streams_for(self, model: type) -> tuple[str, ...]:
+        """The streams whose binding serves ``model`` (looked up on every save)."""
+        by_model = self._by_model
+        if by_model is None:
+            by_model = {}
+            for binding in self._streams.values():
+                if binding.model is not None:
+                    # Keyed by table: a proxy's rows are its concrete model's rows.
+                    concrete = binding.model._meta.concrete_model
+                    by_model[concrete] = by_model.get(concrete, ()) + (binding.stream,)
+            self._by_model = by_model
+        return by_model.get(model._meta.concrete_model, ())
 
 
 registry = Registry()

@@ -459,12 +459,28 @@ async def test_disabled_builtin_action_is_405(communicator, user, path, event):
 
 
 @pytest.mark.parametrize("path", PATHS)
-@pytest.mark.parametrize("action", ["subscribe", "unsubscribe"])
-async def test_subscribe_is_405_until_live_data(communicator, product, path, action):
+async def test_subscribe_and_unsubscribe_answer_on_both_consumers(
+    communicator, product, path
+):
     async with communicator(path=path) as client:
-        reply = await client.request(f"shop.Product.{action}", {"id": product.pk})
+        reply = await client.request("shop.Product.subscribe", {"id": product.pk})
+        assert reply == {
+            "event": "shop.Product.subscribe",
+            "data": {"subscribed": True},
+            "request_id": 1,
+        }
+        reply = await client.request("shop.Product.unsubscribe", {"id": product.pk})
+        assert reply["data"] == {"subscribed": False}
+        await assert_alive(client)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("action", ["subscribe", "unsubscribe"])
+async def test_subscribe_left_out_of_actions_is_405(communicator, path, action):
+    async with communicator(path=path) as client:
+        reply = await client.request(f"shop.Tag.{action}", {"id": 1})
         assert_error(
-            reply, f"shop.Product.{action}", 405, "method_not_allowed", request_id=1
+            reply, f"shop.Tag.{action}", 405, "method_not_allowed", request_id=1
         )
         await assert_alive(client)
 

@@ -1,0 +1,185 @@
+"""Change capture: model signals → one message per stream after the commit.
+
+Saves, deletes and many-to-many changes of every bound model are collected per
+transaction and sent when it commits, as one ``group_send`` per stream carrying the
+primary keys that changed. Nothing is sent for a rolled-back transaction, and several
+saves of one object in one transaction are sent once.
+
+The message carries only keys, never data: each receiving process reads the rows
+back (see :mod:`.pushes`), so what is pushed is always the committed state, read
+with each watcher's own permissions.
+
+``QuerySet.update()`` and ``bulk_create()`` send no signals; call :func:`announce`
+after them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import DEFAULT_DB_ALIAS, router, transaction
+from django.db.models import Model, QuerySet
+from django.db.models.signals import m2m_changed, post_delete, post_save
+
+from .registry import registry
+
+logger = logging.getLogger("channels_binding")
+
+CHANGE_MESSAGE = "binding.change"
+_GROUP_SAFE = re.compile(r"^[a-zA-Z0-9\-_.]{1,80}$")
+
+
+def stream_group(stream: str) -> str:
+    """The channel-layer group of a stream's changes (ASCII, under 100 characters)."""
+    if _GROUP_SAFE.match(stream):
+        return f"cb.s.{stream}"
+    return "cb.s.h." + hashlib.sha256(stream.encode()).hexdigest()[:40]
+
+
+def _wire_pk(pk: Any) -> Any:
+    # Channel layers carry msgpack: ints pass as they are, anything else as text.
+    return pk if isinstance(pk, int) and not isinstance(pk, bool) else str(pk)
+
+
+class _Batch:
+    """The changes of one transaction, sent once it commits."""
+
+    def __init__(self) -> None:
+        self.changes: dict[str, dict[str, Any]] = {}
+        self.sent = False
+
+    def add(self, streams: Iterable[str], pks: Iterable[Any]) -> None:
+        pks = [_wire_pk(pk) for pk in pks if pk is not None]
+        for stream in streams:
+            keys = self.changes.setdefault(stream, {})
+            for pk in pks:
+                keys[str(pk)] = pk
+
+    def send(self) -> None:
+        self.sent = True
+        layer = get_channel_layer()
+        if layer is None or not self.changes:
+            return
+        try:
+            async_to_sync(_group_send_all)(layer, self.changes)
+        except Exception:
+            # A push is lost, the write is not: the transaction has committed.
+            logger.exception("Could not send change notifications")
+
+
+async def _group_send_all(layer, changes: dict[str, dict[str, Any]]) -> None:
+    for stream, keys in changes.items():
+        message = {"type": CHANGE_MESSAGE, "stream": stream, "pks": list(keys.values())}
+        await layer.group_send(stream_group(stream), message)
+
+
+_pending = threading.local()
+
+
+def _batch_for(using: str) -> _Batch:
+    """The batch of the transaction in progress on ``using``, made on first use."""
+    batches = getattr(_pending, "batches", None)
+    if batches is None:
+        batches = _pending.batches = {}
+    batch = batches.get(using)
+    connection = transaction.get_connection(using)
+    if batch is not None and not batch.sent and connection.in_atomic_block:
+        # Still ours only if its callback survived (a rollback discards it).
+        if any(entry[1] == batch.send for entry in connection.run_on_commit):
+            return batch
+    batch = batches[using] = _Batch()
+    if connection.in_atomic_block:
+        transaction.on_commit(batch.send, using=using)
+    return batch
+
+
+def changed(model: type[Model], pks: Iterable[Any], using: str | None = None) -> None:
+    """Record that these rows of ``model`` changed; watchers hear after the commit."""
+    streams = registry.streams_for(model)
+    if not streams:
+        return
+    using = using or router.db_for_write(model)
+    batch = _batch_for(using)
+    batch.add(streams, pks)
+    if not transaction.get_connection(using).in_atomic_block:
+        batch.send()
+
+
+def announce(
+    objects: type[Model] | QuerySet | Model | Iterable[Model],
+    pks: Iterable[Any] | None = None,
+    using: str | None = None,
+) -> None:
+    """Tell watchers about changes that sent no signal.
+
+    Call it after ``QuerySet.update()``, ``bulk_create()``, raw SQL or changes to
+    related rows that a serializer shows::
+
+        Product.objects.filter(category=c).update(in_stock=False)
+        announce(Product.objects.filter(category=c))   # a queryset: its pks
+        announce(Product, [1, 2, 3])                     # a model and keys
+        announce(new_products)                           # instances
+
+    Inside a transaction the announcement waits for the commit, like a save.
+    """
+    if isinstance(objects, type) and issubclass(objects, Model):
+        model, keys = objects, list(pks or ())
+    elif isinstance(objects, QuerySet):
+        model, keys = objects.model, list(objects.values_list("pk", flat=True))
+        using = using or objects.db
+    elif isinstance(objects, Model):
+        model, keys = type(objects), [objects.pk]
+    else:
+        items = list(objects)
+        if not items:
+            return
+        model, keys = type(items[0]), [item.pk for item in items]
+    changed(model, keys, using)
+
+
+def _on_save(sender, instance, using=DEFAULT_DB_ALIAS, raw=False, **kwargs) -> None:
+    if not raw:
+        changed(sender, [instance.pk], using)
+
+
+def _on_delete(sender, instance, using=DEFAULT_DB_ALIAS, **kwargs) -> None:
+    changed(sender, [instance.pk], using)
+
+
+def _on_m2m(sender, instance, action, reverse, model, pk_set, using, **kwargs) -> None:
+    if action not in ("post_add", "post_remove", "post_clear", "pre_clear"):
+        return
+    if action == "pre_clear":
+        # After the clear the other side's keys are gone; remember them now.
+        if registry.streams_for(model):
+            related = getattr(instance, _m2m_accessor(sender, instance, reverse))
+            changed(model, list(related.values_list("pk", flat=True)), using)
+        return
+    changed(type(instance), [instance.pk], using)
+    if pk_set:
+        changed(model, pk_set, using)
+
+
+def _m2m_accessor(through, instance, reverse) -> str:
+    """The attribute of ``instance`` that reads the relation ``through`` serves."""
+    for field in type(instance)._meta.get_fields():
+        if not field.many_to_many:
+            continue
+        if field.auto_created and getattr(field, "through", None) is through:
+            return field.get_accessor_name()  # the reverse side
+        if getattr(field.remote_field, "through", None) is through:
+            return field.name
+    raise LookupError(through)
+
+
+def connect_signals() -> None:
+    post_save.connect(_on_save, dispatch_uid="channels_binding.save")
+    post_delete.connect(_on_delete, dispatch_uid="channels_binding.delete")
+    m2m_changed.connect(_on_m2m, dispatch_uid="channels_binding.m2m")

@@ -1,0 +1,146 @@
+"""What each connection watches, indexed so a change finds its watchers quickly.
+
+A subscription is to one object (``pk``) or to a collection query (``filters`` and
+``query``), on one stream, with the hash of the request that made it. Each keeps the
+primary keys it has shown its client (``seen``): a ``delete`` push is only ever sent
+for an object the client has seen, so a watcher never learns even the id of a row it
+could not read.
+
+The index is shared by every connection of one event loop (see :mod:`.hub`). It is
+changed from the event loop (disconnects) and from the database worker thread
+(auto-subscriptions made while a request reads its rows), hence the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def pk_key(pk: Any) -> str:
+    """One spelling for a primary key, whether it came as ``5`` or ``"5"``."""
+    return str(pk)
+
+
+@dataclass(eq=False)
+class Subscription:
+    consumer: Any
+    stream: str
+    hash: str | None
+    pk: Any = None
+    filters: dict | None = None
+    query: str | None = None
+    #: pk_key → pk of every row this subscription has shown its client.
+    seen: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_object(self) -> bool:
+        return self.pk is not None
+
+    @property
+    def key(self) -> tuple:
+        """Equal for two requests that ask to watch the same thing."""
+        if self.is_object:
+            return (self.stream, self.hash, "object", pk_key(self.pk))
+        return (self.stream, self.hash, "collection", self.query_key)
+
+    @property
+    def query_key(self) -> str:
+        """The collection's filters and query, spelled canonically."""
+        return json.dumps([self.filters or {}, self.query or ""], sort_keys=True)
+
+    def event(self, action: str) -> str:
+        base = f"{self.stream}.{action}"
+        return f"{base}#{self.hash}" if self.hash is not None else base
+
+    def saw(self, pks: list) -> None:
+        for pk in pks:
+            self.seen[pk_key(pk)] = pk
+
+
+class SubscriptionIndex:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_consumer: dict[Any, dict[tuple, Subscription]] = {}
+        self._objects: dict[str, dict[str, set[Subscription]]] = defaultdict(
+            lambda: defaultdict(set)
+        )
+        self._collections: dict[str, set[Subscription]] = defaultdict(set)
+
+    def add(self, subscription: Subscription) -> tuple[Subscription, bool]:
+        """Add, or return the identical subscription the consumer already has.
+
+        Returns ``(subscription, created)``.
+        """
+        with self._lock:
+            mine = self._by_consumer.setdefault(subscription.consumer, {})
+            existing = mine.get(subscription.key)
+            if existing is not None:
+                return existing, False
+            mine[subscription.key] = subscription
+            if subscription.is_object:
+                by_pk = self._objects[subscription.stream]
+                by_pk[pk_key(subscription.pk)].add(subscription)
+            else:
+                self._collections[subscription.stream].add(subscription)
+            return subscription, True
+
+    def remove(self, subscription: Subscription) -> bool:
+        with self._lock:
+            mine = self._by_consumer.get(subscription.consumer, {})
+            found = mine.pop(subscription.key, None)
+            if found is None:
+                return False
+            self._unindex(found)
+            if not mine:
+                self._by_consumer.pop(subscription.consumer, None)
+            return True
+
+    def remove_stream(self, consumer: Any, stream: str) -> int:
+        """Remove every subscription ``consumer`` has on ``stream``; return how many."""
+        with self._lock:
+            mine = self._by_consumer.get(consumer, {})
+            gone = [key for key in mine if key[0] == stream]
+            for key in gone:
+                self._unindex(mine.pop(key))
+            if not mine:
+                self._by_consumer.pop(consumer, None)
+            return len(gone)
+
+    def remove_consumer(self, consumer: Any) -> None:
+        with self._lock:
+            for subscription in self._by_consumer.pop(consumer, {}).values():
+                self._unindex(subscription)
+
+    def _unindex(self, subscription: Subscription) -> None:
+        stream = subscription.stream
+        if subscription.is_object:
+            by_pk = self._objects[stream]
+            watchers = by_pk[pk_key(subscription.pk)]
+            watchers.discard(subscription)
+            if not watchers:
+                del by_pk[pk_key(subscription.pk)]
+            if not by_pk:
+                del self._objects[stream]
+        else:
+            self._collections[stream].discard(subscription)
+            if not self._collections[stream]:
+                del self._collections[stream]
+
+    def for_consumer(self, consumer: Any) -> list[Subscription]:
+        with self._lock:
+            return list(self._by_consumer.get(consumer, {}).values())
+
+    def watchers(self, stream: str, keys: set[str]) -> tuple[list, list]:
+        """``(object subscriptions on those pks, collection subscriptions)``."""
+        with self._lock:
+            by_pk = self._objects.get(stream, {})
+            objects = [sub for key in keys for sub in by_pk.get(key, ())]
+            return objects, list(self._collections.get(stream, ()))
+
+    def consumers(self) -> int:
+        with self._lock:
+            return len(self._by_consumer)

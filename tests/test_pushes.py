@@ -1,0 +1,106 @@
+"""The cost of one change does not grow with the number of watchers.
+
+``compute_pushes`` is what a server process runs, in its database thread, for each
+batch of changed rows. Here it runs on this thread so its queries can be counted.
+Watchers are plain objects carrying a user, as the hub sees a connection.
+"""
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from channels_binding.pushes import compute_pushes
+from channels_binding.subscriptions import Subscription, SubscriptionIndex
+from tests.shop.models import Category, Note, Product, Tag
+
+pytestmark = pytest.mark.django_db
+
+
+class Watcher:
+    def __init__(self, user):
+        self.user = user
+        self.auth = None
+
+
+def users(count):
+    model = get_user_model()
+    return [model.objects.create_user(f"user{i}") for i in range(count)]
+
+
+def queries_for(stream, pks, subscriptions):
+    index = SubscriptionIndex()
+    for subscription in subscriptions:
+        index.add(subscription)
+    with CaptureQueriesContext(connection) as captured:
+        frames = compute_pushes(index, stream, pks)
+    return len(captured), frames
+
+
+def product_watchers(watchers, pk):
+    subs = []
+    for watcher in watchers:
+        subs.append(Subscription(watcher, "shop.Product", None, pk=pk))
+        subs.append(
+            Subscription(watcher, "shop.Product", "f", filters={"in_stock": True})
+        )
+    return subs
+
+
+def test_product_change_costs_the_same_for_1_and_50_watchers():
+    category = Category.objects.create(name="c")
+    product = Product.objects.create(name="p", price=1, category=category)
+    product.tags.add(Tag.objects.create(name="t"))
+    people = users(50)
+    one, frames_one = queries_for(
+        "shop.Product", [product.pk], product_watchers([Watcher(people[0])], product.pk)
+    )
+    fifty, frames_fifty = queries_for(
+        "shop.Product",
+        [product.pk],
+        product_watchers([Watcher(user) for user in people], product.pk),
+    )
+    assert one == fifty
+    assert one <= 3  # probes (one union), the row with its category, its tags
+    assert len(frames_one) == 2 and len(frames_fifty) == 100
+    data = [json.loads(text)["data"] for _, text in frames_fifty]
+    assert all(item == data[0] for item in data)
+    assert data[0]["tags"] == ["t"] and data[0]["category"]["name"] == "c"
+
+
+def test_per_user_visibility_costs_the_same_for_1_and_50_users():
+    people = users(50)
+    notes = [Note.objects.create(owner=user, text=user.username) for user in people]
+    pks = [note.pk for note in notes]
+
+    def watchers(count):
+        return [
+            Subscription(Watcher(user), "shop.Note", None, filters={})
+            for user in people[:count]
+        ]
+
+    one, frames_one = queries_for("shop.Note", pks, watchers(1))
+    fifty, frames_fifty = queries_for("shop.Note", pks, watchers(50))
+    assert one == fifty == 2  # one union of 50 probes, one read of the rows
+    # each user is pushed exactly their own note, nobody else's
+    assert len(frames_fifty) == 50
+    for watcher, text in frames_fifty:
+        frame = json.loads(text)
+        assert frame["data"]["owner"] == watcher.user.pk
+    assert len(frames_one) == 1
+
+
+def test_a_row_a_watcher_never_saw_is_never_mentioned():
+    owner, stranger = users(2)
+    note = Note.objects.create(owner=owner, text="secret")
+    sub = Subscription(Watcher(stranger), "shop.Note", None, filters={})
+    queries, frames = queries_for("shop.Note", [note.pk], [sub])
+    assert frames == []
+    # once seen, losing sight of it sends the delete
+    sub.saw([note.pk])
+    queries, frames = queries_for("shop.Note", [note.pk], [sub])
+    assert [json.loads(text) for _, text in frames] == [
+        {"event": "shop.Note.delete", "data": {"id": note.pk}}
+    ]
