@@ -31,6 +31,45 @@ def check_settings(app_configs=None, **kwargs):
     ]
 
 
+@register(Tags.compatibility)
+def check_channel_layer(app_configs=None, **kwargs):
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    if "default" not in layers:
+        return [
+            Warning(
+                "No default channel layer: subscriptions are accepted but nothing "
+                "is ever pushed.",
+                hint='Set CHANNEL_LAYERS = {"default": {"BACKEND": '
+                '"channels.layers.InMemoryChannelLayer"}} for one process, or '
+                "channels_redis for several.",
+                id="channels_binding.W003",
+            )
+        ]
+    backend = layers["default"].get("BACKEND", "")
+    if not backend.startswith("channels_redis.") or not _redis_py_8():
+        return []
+    hosts = layers["default"].get("CONFIG", {}).get("hosts") or [None]
+    if all(isinstance(h, dict) and "socket_timeout" in h for h in hosts):
+        return []
+    return [
+        Warning(
+            "redis-py 8 gives every Redis read a 5 second socket timeout, which "
+            "makes channels_redis drop idle connections.",
+            hint='Give each host a longer timeout: "hosts": [{"address": '
+            '"redis://...", "socket_timeout": 15}].',
+            id="channels_binding.W004",
+        )
+    ]
+
+
+def _redis_py_8() -> bool:
+    try:
+        import redis
+    except ImportError:
+        return False
+    return int(redis.__version__.split(".")[0]) >= 8
+
+
 def _path(binding) -> str:
     return f"{binding.__module__}.{binding.__qualname__}"
 

@@ -92,7 +92,9 @@ class Hub:
     async def _start(self) -> None:
         if self._tasks:
             return
-        self.channel = await self.layer.new_channel(prefix="cb-hub.")
+        # The default prefix: channels_redis reads every process-local channel
+        # through one Redis key per prefix, and only the default one is polled.
+        self.channel = await self.layer.new_channel()
         # A task copies the context it starts in. The hub outlives whichever request
         # started it (perhaps inside ``async_to_sync``, whose executor dies with the
         # call), so its tasks start from an empty context.

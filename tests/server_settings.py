@@ -22,6 +22,10 @@ if os.environ.get("CB_REDIS_URL"):
             "BACKEND": os.environ.get(
                 "CB_REDIS_BACKEND", "channels_redis.core.RedisChannelLayer"
             ),
-            "CONFIG": {"hosts": [os.environ["CB_REDIS_URL"]]},
+            # redis-py 8 reads with a 5 s socket timeout, the same as
+            # channels_redis's blocking pop: give the socket more time.
+            "CONFIG": {
+                "hosts": [{"address": os.environ["CB_REDIS_URL"], "socket_timeout": 15}]
+            },
         }
     }

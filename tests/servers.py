@@ -50,7 +50,12 @@ def server_env(db_path: Path, redis_url: str | None = None, **extra: str) -> dic
 
 
 def django_admin(env: dict, *args: str) -> str:
-    """Run a management command in a separate process with the server settings."""
+    """Run a management command in a separate process with the server settings.
+
+    ``shell`` runs with ``-v 0`` so that its output is only what the script prints.
+    """
+    if args and args[0] == "shell":
+        args = ("shell", "-v", "0", *args[1:])
     result = subprocess.run(
         [sys.executable, "-m", "django", *args],
         env=env,

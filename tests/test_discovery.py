@@ -205,3 +205,20 @@ async def test_binding_with_only_model_hides_default_excluded_fields(
     assert reply["data"]["username"] == "alice"
     assert "password" not in reply["data"]
     assert "last_login" in reply["data"]
+
+
+def test_check_warns_without_a_channel_layer():
+    assert "channels_binding.W003" not in [m.id for m in run_checks()]
+    with override_settings(CHANNEL_LAYERS={}):
+        assert "channels_binding.W003" in [m.id for m in run_checks()]
+
+
+def test_check_warns_about_redis_hosts_without_socket_timeout():
+    redis = "channels_redis.core.RedisChannelLayer"
+    bare = {"default": {"BACKEND": redis, "CONFIG": {"hosts": ["redis://x:1/0"]}}}
+    with override_settings(CHANNEL_LAYERS=bare):
+        assert "channels_binding.W004" in [m.id for m in run_checks()]
+    host = {"address": "redis://x:1/0", "socket_timeout": 15}
+    timed = {"default": {"BACKEND": redis, "CONFIG": {"hosts": [host]}}}
+    with override_settings(CHANNEL_LAYERS=timed):
+        assert "channels_binding.W004" not in [m.id for m in run_checks()]

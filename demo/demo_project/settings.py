@@ -73,7 +73,16 @@ if os.environ.get("CHANNELS_BINDING_REDIS_URL"):
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [os.environ["CHANNELS_BINDING_REDIS_URL"]]},
+            # redis-py 8 reads with a 5 s socket timeout, the same as
+            # channels_redis's blocking pop: give the socket more time.
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": os.environ["CHANNELS_BINDING_REDIS_URL"],
+                        "socket_timeout": 15,
+                    }
+                ]
+            },
         }
     }
 else:
