@@ -401,7 +401,13 @@ class GenericBinding:
     def collection_target(self) -> dict[str, Any]:
         data = self.request.data
         query = data.get("query") if self.action in ("search", "subscribe") else None
-        return {"filters": data.get("filters") or {}, "query": query or None}
+        return {
+            "filters": data.get("filters") or {},
+            "query": query or None,
+            # What a list or search watches is replaced by the next one with the
+            # same hash; what ``subscribe`` watches stays until ``unsubscribe``.
+            "replaceable": self.action in AUTO_SUBSCRIBE_ACTIONS,
+        }
 
     @classmethod
     def announce(cls, objects: Any = None, pks: Any = None) -> None:

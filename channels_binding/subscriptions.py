@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,9 @@ class Subscription:
     query: str | None = None
     #: pk_key → pk of every row this subscription has shown its client.
     seen: dict[str, Any] = field(default_factory=dict)
+    #: Made by a list or search rather than by ``subscribe``: a later list or
+    #: search with the same hash replaces it (a search box watches its last query).
+    replaceable: bool = False
 
     @property
     def is_object(self) -> bool:
@@ -69,17 +73,33 @@ class SubscriptionIndex:
             lambda: defaultdict(set)
         )
         self._collections: dict[str, set[Subscription]] = defaultdict(set)
+        # Consumers already released: a request of theirs still running in the
+        # worker thread must not subscribe them again.
+        self._released: weakref.WeakSet = weakref.WeakSet()
 
     def add(self, subscription: Subscription) -> tuple[Subscription, bool]:
         """Add, or return the identical subscription the consumer already has.
 
-        Returns ``(subscription, created)``.
+        Returns ``(subscription, created)``. A replaceable collection subscription
+        replaces the consumer's replaceable one with the same stream and hash.
         """
         with self._lock:
+            if subscription.consumer in self._released:
+                return subscription, False
             mine = self._by_consumer.setdefault(subscription.consumer, {})
             existing = mine.get(subscription.key)
             if existing is not None:
+                # An explicit subscribe keeps what a list happened to watch.
+                existing.replaceable &= subscription.replaceable
                 return existing, False
+            if subscription.replaceable:
+                for key, old in list(mine.items()):
+                    if (
+                        old.replaceable
+                        and old.stream == subscription.stream
+                        and old.hash == subscription.hash
+                    ):
+                        self._unindex(mine.pop(key))
             mine[subscription.key] = subscription
             if subscription.is_object:
                 by_pk = self._objects[subscription.stream]
@@ -112,6 +132,7 @@ class SubscriptionIndex:
 
     def remove_consumer(self, consumer: Any) -> None:
         with self._lock:
+            self._released.add(consumer)
             for subscription in self._by_consumer.pop(consumer, {}).values():
                 self._unindex(subscription)
 

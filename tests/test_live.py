@@ -350,3 +350,39 @@ async def test_sync_consumer_receives_pushes_too(communicator):
         await client.request("shop.Product.retrieve", {"id": product.pk})
         await orm(save, Product, product.pk, name="sync")
         assert (await next_push(client))["data"]["name"] == "sync"
+
+
+async def test_a_new_search_replaces_the_last_one_with_the_same_hash(communicator):
+    async with communicator() as client:
+        # a search box: each keystroke a new query, only the last one is watched
+        for query in ("b", "bl", "blu"):
+            await client.request("shop.Product.search#box", {"query": query})
+        await client.request("shop.Product.search#other", {"query": "b"})
+        await client.request("shop.Product.subscribe#kept", {"query": "b"})
+        product = await orm(make_product, name="bx")  # matches "b" only
+        pushes = [await next_push(client), await next_push(client)]
+        assert sorted(p["event"] for p in pushes) == [
+            "shop.Product.retrieve#kept",
+            "shop.Product.retrieve#other",
+        ]
+        assert all(p["data"]["id"] == product.pk for p in pushes)
+        blue = await orm(make_product, name="blue")
+        pushes = [await next_push(client) for _ in range(3)]
+        assert sorted(p["event"] for p in pushes) == [
+            "shop.Product.retrieve#box",
+            "shop.Product.retrieve#kept",
+            "shop.Product.retrieve#other",
+        ]
+        assert all(p["data"]["id"] == blue.pk for p in pushes)
+        assert await client.receive_nothing(0.2)
+
+
+async def test_explicit_subscribe_survives_a_later_list(communicator):
+    async with communicator() as client:
+        await client.request("shop.Product.list", {"filters": {"in_stock": True}})
+        await client.request("shop.Product.subscribe", {"filters": {"in_stock": True}})
+        await client.request("shop.Product.list", {"filters": {"in_stock": False}})
+        product = await orm(make_product, name="in stock", in_stock=True)
+        push = await next_push(client)
+        assert push["event"] == "shop.Product.retrieve"
+        assert push["data"]["id"] == product.pk
