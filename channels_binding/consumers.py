@@ -3,14 +3,15 @@
 ``AsyncConsumer`` answers several requests of one connection concurrently (up to
 ``MAX_CONCURRENT_REQUESTS``; replies carry the request's ``request_id``), each in a
 single worker-thread hop for its database work. ``SyncConsumer`` answers them one at
-a time in Channels' worker thread. Both serve the same bindings with the same frames.
+a time in Channels' worker thread. Both serve the same bindings with the same frames;
+what a connection is (identity, groups, connection-level events) is in
+:mod:`.connection`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -18,98 +19,28 @@ from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 
 from . import protocol
-from .authentication import authenticate_scope
-from .bindings import GenericBinding
+from .connection import CLOSE_NOT_AUTHENTICATED, ConnectionMixin
 from .exceptions import ServerError
 from .hub import Hub
-from .protocol import BadFrame, Event, Frame
-from .request import BindingRequest
+from .protocol import Frame
 from .settings import binding_settings
 
 logger = logging.getLogger("channels_binding")
 
-#: Close code sent after accepting an anonymous handshake when
-#: ``ANONYMOUS_CONNECTION_ALLOWED`` is False (4000 + HTTP 401).
-CLOSE_NOT_AUTHENTICATED = 4401
+__all__ = ["AsyncConsumer", "SyncConsumer", "CLOSE_NOT_AUTHENTICATED"]
 
 
-class BindingConsumerMixin:
-    """What both consumers share: connection state, parsing and connection events.
-
-    Connection-level events (``ping``, ``connection``) are methods named
-    ``event_<name>`` returning the reply's data; everything else goes to bindings.
-    """
-
-    connection_events = {"ping": "event_ping", "connection": "event_connection"}
-
-    client_id: str
-    user: Any
-    auth: Any
-
-    def open_connection(self, user: Any, auth: Any) -> bool:
-        """Record who connected; False when the connection must be refused."""
-        self.client_id = uuid.uuid4().hex
-        self.user, self.auth = user, auth
-        self.channels: list[str] = []
-        return user.is_authenticated or binding_settings.ANONYMOUS_CONNECTION_ALLOWED
-
-    def connection_data(self) -> dict[str, Any]:
-        return {
-            "client_id": self.client_id,
-            "user_id": self.user.pk if self.user.is_authenticated else None,
-            "authenticated": bool(self.user.is_authenticated),
-            "channels": list(self.channels),
-        }
-
-    def event_ping(self, frame: Frame) -> dict:
-        return {}
-
-    def event_connection(self, frame: Frame) -> dict:
-        return self.connection_data()
-
-    def read_frame(self, text: str | None, data: bytes | None):
-        """``(frame, None)`` for a frame to dispatch, or ``(None, message)`` with the
-        error or connection-event reply to send straight back."""
+def encode_reply(frame: Frame, data: Any = None, exc: BaseException | None = None):
+    if exc is None:
         try:
-            frame = protocol.parse_frame(
-                text, data, max_bytes=binding_settings.MAX_FRAME_BYTES
-            )
-        except BadFrame as bad:
-            return None, protocol.error(bad.event, bad.exc, bad.frame)
-        local = self.connection_events.get(frame.event)
-        if local is not None:
-            reply_event = "pong" if frame.event == "ping" else frame.event
-            data = getattr(self, local)(frame)
-            return None, protocol.reply(reply_event, data, frame)
-        return frame, None
-
-    def binding_for(self, frame: Frame) -> GenericBinding:
-        event = Event.parse(frame.event)
-        request = BindingRequest(
-            event=frame.event,
-            stream=event.stream,
-            action=event.action,
-            hash=event.hash,
-            data=frame.data,
-            request_id=frame.request_id,
-            user=self.user,
-            auth=self.auth,
-            transport="websocket",
-            connection=self,
-        )
-        return GenericBinding.for_request(request)
-
-    def encode_reply(self, frame: Frame, data: Any = None, exc: Any = None) -> str:
-        if exc is None:
-            try:
-                return protocol.encode(protocol.reply(frame.event, data, frame))
-            except (TypeError, ValueError):
-                logger.error("Reply to %r is not JSON", frame.event, exc_info=True)
-                exc = ServerError()
-        return protocol.encode(protocol.error(frame.event, exc, frame))
+            return protocol.encode(protocol.reply(frame.event, data, frame))
+        except (TypeError, ValueError):
+            logger.error("Reply to %r is not JSON", frame.event, exc_info=True)
+            exc = ServerError()
+    return protocol.encode(protocol.error(frame.event, exc, frame))
 
 
-class AsyncConsumer(BindingConsumerMixin, AsyncWebsocketConsumer):
+class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
     """The websocket consumer to mount: ``path("ws/", AsyncConsumer.as_asgi())``."""
 
     async def dispatch(self, message: dict) -> None:
@@ -126,13 +57,16 @@ class AsyncConsumer(BindingConsumerMixin, AsyncWebsocketConsumer):
         self._tasks: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(binding_settings.MAX_CONCURRENT_REQUESTS)
         self.hub = Hub.current()
-        user, auth = await authenticate_scope(self.scope)
-        allowed = self.open_connection(user, auth)
-        await self.accept()
+        allowed, auth_error = await self.open_connection()
+        await self.accept(self.accepted_subprotocol())
         if not allowed:
+            if auth_error is not None:
+                await self.send_message(protocol.error("authorize", auth_error))
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
-        await self.send_message(protocol.reply("connection", self.connection_data()))
+        refused = await self.join_groups()
+        for message in self.greeting(auth_error, refused):
+            await self.send_message(message)
 
     async def disconnect(self, code: int) -> None:
         for task in list(getattr(self, "_tasks", ())):
@@ -144,20 +78,27 @@ class AsyncConsumer(BindingConsumerMixin, AsyncWebsocketConsumer):
         await self.send(text_data=protocol.encode(message))
 
     async def push_text(self, text: str) -> None:
-        """Send a push frame computed by the hub."""
+        """Send a frame computed elsewhere (a push, a notification)."""
         await self.send(text_data=text)
+
+    async def binding_direct(self, message: dict) -> None:
+        """A notification sent to this client's channel (``notify.clients``)."""
+        await self.send(text_data=message["text"])
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
         frame, message = self.read_frame(text_data, bytes_data)
         if message is not None:
             await self.send_message(message)
-            return
-        # Waiting for a slot stops reading this socket: a client that floods gets
-        # back-pressure, not an unbounded pile of tasks.
-        await self._slots.acquire()
-        task = asyncio.create_task(self.answer(frame))
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
+        elif self.is_connection_event(frame):
+            # Answered in order: frames after an ``authorize`` use the new identity.
+            await self.send_message(await self.answer_connection_event(frame))
+        else:
+            # Waiting for a slot stops reading this socket: a client that floods
+            # gets back-pressure, not an unbounded pile of tasks.
+            await self._slots.acquire()
+            task = asyncio.create_task(self.answer(frame))
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
@@ -170,9 +111,9 @@ class AsyncConsumer(BindingConsumerMixin, AsyncWebsocketConsumer):
                 await self.hub.watch_stream(binding.stream, self)
             data = await binding.arun()
         except Exception as exc:
-            text = self.encode_reply(frame, exc=exc)
+            text = encode_reply(frame, exc=exc)
         else:
-            text = self.encode_reply(frame, data)
+            text = encode_reply(frame, data)
         await self.send(text_data=text)
 
 
@@ -180,7 +121,7 @@ async def _current_hub() -> Hub:
     return Hub.current()
 
 
-class SyncConsumer(BindingConsumerMixin, WebsocketConsumer):
+class SyncConsumer(ConnectionMixin, WebsocketConsumer):
     """The same protocol, one request at a time, in Channels' worker thread."""
 
     async def __call__(self, scope, receive, send) -> None:
@@ -192,15 +133,21 @@ class SyncConsumer(BindingConsumerMixin, WebsocketConsumer):
     async def push_text(self, text: str) -> None:
         await self._asgi_send({"type": "websocket.send", "text": text})
 
+    def binding_direct(self, message: dict) -> None:
+        self.send(text_data=message["text"])
+
     def connect(self) -> None:
         self.hub = async_to_sync(_current_hub)()
-        user, auth = async_to_sync(authenticate_scope)(self.scope)
-        allowed = self.open_connection(user, auth)
-        self.accept()
+        allowed, auth_error = async_to_sync(self.open_connection)()
+        self.accept(self.accepted_subprotocol())
         if not allowed:
+            if auth_error is not None:
+                self.send_message(protocol.error("authorize", auth_error))
             self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
-        self.send_message(protocol.reply("connection", self.connection_data()))
+        refused = async_to_sync(self.join_groups)()
+        for message in self.greeting(auth_error, refused):
+            self.send_message(message)
 
     def disconnect(self, code: int) -> None:
         if hasattr(self, "hub"):
@@ -214,13 +161,16 @@ class SyncConsumer(BindingConsumerMixin, WebsocketConsumer):
         if message is not None:
             self.send_message(message)
             return
+        if self.is_connection_event(frame):
+            self.send_message(async_to_sync(self.answer_connection_event)(frame))
+            return
         try:
             binding = self.binding_for(frame)
             if binding.needs_stream():
                 async_to_sync(self.hub.watch_stream)(binding.stream, self)
             data = binding.run()
         except Exception as exc:
-            text = self.encode_reply(frame, exc=exc)
+            text = encode_reply(frame, exc=exc)
         else:
-            text = self.encode_reply(frame, data)
+            text = encode_reply(frame, data)
         self.send(text_data=text)

@@ -83,6 +83,9 @@ def _code(exc: APIException) -> str:
     # A ValidationError's codes are per field; the frame's code is the class's.
     if isinstance(exc, ValidationError):
         return "invalid"
+    # DRF's AuthenticationFailed ("authentication_failed") is a 401 like any other.
+    if exc.status_code == 401:
+        return "not_authenticated"
     return exc.default_code
 
 

@@ -1,4 +1,5 @@
-"""One hub per event loop: the process's single listener for data changes.
+"""One hub per event loop: the process's single listener for data changes and
+notifications.
 
 Rather than adding every socket to a channel-layer group per stream (one layer
 message per watcher per change), each process's hub joins the group of every
@@ -6,6 +7,10 @@ stream its connections watch, receives one message per change, and pushes to its
 local sockets itself. A change therefore costs one ``group_send`` and one layer
 delivery per server process, and the per-watcher work is a permission check and a
 ``send`` on the socket (see :mod:`.pushes`).
+
+Notifications to users, channels and everyone work the same way: the hub joins
+``cb.u.<pk>``, ``cb.c.<name>`` and ``cb.all`` once for all its local members and
+sends each notification's pre-encoded text to them.
 
 Messages that arrive while a batch is being computed are merged into the next
 batch, so a burst of saves to one row is pushed once.
@@ -22,7 +27,9 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from .live import CHANGE_MESSAGE, stream_group
+from .groups import stream_group
+from .live import CHANGE_MESSAGE
+from .notify import GROUP_MESSAGE
 from .pushes import compute_pushes
 from .subscriptions import Subscription, SubscriptionIndex
 
@@ -43,6 +50,9 @@ class Hub:
         self.channel: str | None = None
         self.groups: set[str] = set()
         self.pending: dict[str, dict[str, Any]] = {}
+        self.notices: list[tuple[str, str]] = []
+        # Notification groups: group → local consumers in it.
+        self.local: dict[str, set[Any]] = {}
         self._wakeup = asyncio.Event()
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
@@ -75,12 +85,39 @@ class Hub:
             await self.layer.group_add(group, self.channel)
             self.groups.add(group)
 
+    async def join(self, group: str, consumer: Any) -> None:
+        """Add a local consumer to a notification group."""
+        self.members.add(consumer)
+        members = self.local.setdefault(group, set())
+        members.add(consumer)
+        if self.layer is None or group in self.groups:
+            return
+        async with self._lock:
+            if group in self.groups or consumer not in members:
+                return
+            await self._start()
+            await self.layer.group_add(group, self.channel)
+            self.groups.add(group)
+
+    async def leave(self, group: str, consumer: Any) -> None:
+        members = self.local.get(group)
+        if members is None:
+            return
+        members.discard(consumer)
+        if not members:
+            del self.local[group]
+            if group in self.groups:
+                self.groups.discard(group)
+                await self._discard(group)
+
     def add(self, subscription: Subscription) -> tuple[Subscription, bool]:
         return self.index.add(subscription)
 
     async def release(self, consumer: Any) -> None:
         """Forget a disconnected consumer; stop listening when nobody is left."""
         self.index.remove_consumer(consumer)
+        for group in [g for g, members in self.local.items() if consumer in members]:
+            await self.leave(group, consumer)
         self.members.discard(consumer)
         if not self.members and self._tasks:
             async with self._lock:
@@ -111,11 +148,15 @@ class Hub:
         await asyncio.gather(*tasks, return_exceptions=True)
         groups, self.groups = self.groups, set()
         for group in groups:
-            try:
-                await self.layer.group_discard(group, self.channel)
-            except Exception:
-                logger.warning("Could not leave group %s", group, exc_info=True)
+            await self._discard(group)
         self.pending.clear()
+        self.notices.clear()
+
+    async def _discard(self, group: str) -> None:
+        try:
+            await self.layer.group_discard(group, self.channel)
+        except Exception:
+            logger.warning("Could not leave group %s", group, exc_info=True)
 
     async def _receive_loop(self) -> None:
         while True:
@@ -130,17 +171,25 @@ class Hub:
                 await asyncio.sleep(1)
                 await self._rejoin()
                 continue
-            if message.get("type") != CHANGE_MESSAGE:
+            kind = message.get("type")
+            if kind == GROUP_MESSAGE:
+                self.notices.append((message["group"], message["text"]))
+            elif kind == CHANGE_MESSAGE:
+                keys = self.pending.setdefault(message["stream"], {})
+                for pk in message.get("pks", ()):
+                    keys[str(pk)] = pk
+            else:
                 continue
-            keys = self.pending.setdefault(message["stream"], {})
-            for pk in message.get("pks", ()):
-                keys[str(pk)] = pk
             self._wakeup.set()
 
     async def _push_loop(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            notices, self.notices = self.notices, []
+            for group, text in notices:
+                for consumer in list(self.local.get(group, ())):
+                    await self._send(consumer, text)
             batch, self.pending = self.pending, {}
             for stream, keys in batch.items():
                 await self.push(stream, list(keys.values()))
@@ -154,10 +203,13 @@ class Hub:
             logger.exception("Could not compute pushes for %s", stream)
             return
         for consumer, text in frames:
-            try:
-                await consumer.push_text(text)
-            except Exception:
-                logger.debug("Push to a closing socket failed", exc_info=True)
+            await self._send(consumer, text)
+
+    async def _send(self, consumer: Any, text: str) -> None:
+        try:
+            await consumer.push_text(text)
+        except Exception:
+            logger.debug("Push to a closing socket failed", exc_info=True)
 
     async def _rejoin_loop(self) -> None:
         while True:

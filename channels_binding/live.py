@@ -15,9 +15,7 @@ after them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -28,19 +26,12 @@ from django.db import DEFAULT_DB_ALIAS, router, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from .groups import stream_group
 from .registry import registry
 
 logger = logging.getLogger("channels_binding")
 
 CHANGE_MESSAGE = "binding.change"
-_GROUP_SAFE = re.compile(r"^[a-zA-Z0-9\-_.]{1,80}$")
-
-
-def stream_group(stream: str) -> str:
-    """The channel-layer group of a stream's changes (ASCII, under 100 characters)."""
-    if _GROUP_SAFE.match(stream):
-        return f"cb.s.{stream}"
-    return "cb.s.h." + hashlib.sha256(stream.encode()).hexdigest()[:40]
 
 
 def _wire_pk(pk: Any) -> Any:

@@ -64,5 +64,27 @@ class BindingRequest:
     def scope(self) -> dict[str, Any] | None:
         return getattr(self.connection, "scope", None)
 
+    def notify_self(self, data: Any) -> bool:
+        """Push ``data`` to the connection this request came from, as
+        ``notify.clients`` would, from a plain ``def`` handler (worker thread).
+        Over HTTP there is no connection: nothing is sent and it returns False."""
+        if self.connection is None:
+            return False
+        from asgiref.sync import async_to_sync
+
+        from .notify import frame
+
+        async_to_sync(self.connection.push_text)(frame(data))
+        return True
+
+    async def anotify_self(self, data: Any) -> bool:
+        """:meth:`notify_self` for ``async def`` handlers."""
+        if self.connection is None:
+            return False
+        from .notify import frame
+
+        await self.connection.push_text(frame(data))
+        return True
+
     def __repr__(self) -> str:
         return f"<BindingRequest {self.event!r} user={self.user!r}>"

@@ -18,6 +18,7 @@ SETTING_NAME = "CHANNELS_BINDING"
 DEFAULTS: dict[str, Any] = {
     "AUTHENTICATION_CLASSES": [
         "channels_binding.authentication.ScopeUserAuthentication",
+        "channels_binding.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.IsAuthenticatedOrReadOnly",
@@ -30,12 +31,17 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_RATES": None,
     "MAX_CONCURRENT_REQUESTS": 16,
     "CLIENT_NOTIFICATIONS": False,
+    "CONNECTION_PERMISSION_CLASS": "channels_binding.permissions.ConnectionPermission",
     "DEFAULT_FIELDS_EXCLUDE": ["password"],
     "BINDINGS_MODULES": [],
 }
 
 # Keys whose values are dotted paths (or lists of them) to import.
-IMPORT_STRINGS = {"AUTHENTICATION_CLASSES", "DEFAULT_PERMISSION_CLASSES"}
+IMPORT_STRINGS = {
+    "AUTHENTICATION_CLASSES",
+    "DEFAULT_PERMISSION_CLASSES",
+    "CONNECTION_PERMISSION_CLASS",
+}
 
 # The first channels-binding spelled this key with an "F"; keep accepting it.
 ALIASES = {"AUTHENTIFICATION_CLASSES": "AUTHENTICATION_CLASSES"}

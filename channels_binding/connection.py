@@ -1,0 +1,285 @@
+"""What a websocket connection is, apart from its transport: its identity, its
+groups and channels, and the events that address the connection itself (``ping``,
+``connection``, ``authorize`` and the client relays ``notify.*``).
+
+Both consumers mix this in; their own code is only the transport.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from django.contrib.auth.models import AnonymousUser
+
+from . import notify, protocol
+from .authentication import (
+    SUBPROTOCOL,
+    authenticate_scope,
+    authenticate_session,
+    authenticate_token,
+)
+from .bindings import GenericBinding
+from .exceptions import (
+    APIException,
+    NotAuthenticated,
+    PermissionDenied,
+    Throttled,
+    UnknownEvent,
+    ValidationError,
+)
+from .groups import ALL, channel_group, user_group
+from .permissions import CHANNEL_NAME
+from .protocol import BadFrame, Event, Frame
+from .request import BindingRequest
+from .settings import binding_settings
+from .throttling import ConnectionThrottle
+
+#: Close code sent after accepting an anonymous handshake when
+#: ``ANONYMOUS_CONNECTION_ALLOWED`` is False (4000 + HTTP 401).
+CLOSE_NOT_AUTHENTICATED = 4401
+
+RELAY_KINDS = {
+    "notify.users": "users",
+    "notify.channels": "channels",
+    "notify.clients": "clients",
+}
+MAX_RELAY_TARGETS = 100
+
+
+class ConnectionMixin:
+    """Connection state and connection-level events, shared by both consumers.
+
+    Each connection-level event is an ``async def event_<name>(frame)`` method
+    returning the reply's data; ``connection_events`` maps event names to them.
+    """
+
+    connection_events = {
+        "ping": "event_ping",
+        "connection": "event_connection",
+        "authorize": "event_authorize",
+        "notify.users": "event_relay",
+        "notify.channels": "event_relay",
+        "notify.clients": "event_relay",
+    }
+
+    user: Any
+    auth: Any
+    hub: Any
+
+    # -- handshake ---------------------------------------------------------------
+
+    async def open_connection(self) -> tuple[bool, APIException | None]:
+        """Authenticate the handshake. Returns ``(allowed, error)``: ``error`` is a
+        rejected token (the connection then keeps the session's identity)."""
+        layer_name = getattr(self, "channel_name", None)
+        self.client_id = layer_name or uuid.uuid4().hex
+        self.channels: list[str] = []
+        self.throttle = ConnectionThrottle(binding_settings.THROTTLE_RATES)
+        error = None
+        try:
+            self.user, self.auth = await authenticate_scope(self.scope)
+        except APIException as exc:
+            error = exc
+            self.user, self.auth = await authenticate_session(self.scope)
+        allowed = bool(
+            self.user.is_authenticated or binding_settings.ANONYMOUS_CONNECTION_ALLOWED
+        )
+        return allowed, error
+
+    def accepted_subprotocol(self) -> str | None:
+        return (
+            SUBPROTOCOL if SUBPROTOCOL in self.scope.get("subprotocols", ()) else None
+        )
+
+    async def join_groups(self) -> list[str]:
+        """Join the user's group, everyone's, and the ``?channel=`` channels the
+        permission hook allows. Returns the refused channel names."""
+        await self.hub.join(ALL, self)
+        if self.user.is_authenticated:
+            await self.hub.join(user_group(self.user.pk), self)
+        query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
+        refused = []
+        for name in dict.fromkeys(query.get("channel", [])):
+            if await self.may_join(name):
+                await self.hub.join(channel_group(name), self)
+                self.channels.append(name)
+            else:
+                refused.append(name)
+        return refused
+
+    async def may_join(self, name: str) -> bool:
+        if not CHANNEL_NAME.match(name):
+            return False
+        permission = binding_settings.CONNECTION_PERMISSION_CLASS()
+        return await database_sync_to_async(permission.has_join_permission)(self, name)
+
+    def greeting(self, auth_error: Any, refused: list[str]) -> list[dict]:
+        """The frames sent once the connection is open."""
+        frames = [protocol.reply("connection", self.connection_data())]
+        if auth_error is not None:
+            frames.append(protocol.error("authorize", auth_error))
+        if refused:
+            denied = PermissionDenied(f"Not allowed to join: {', '.join(refused)}.")
+            frames.append(protocol.error("connection", denied))
+        return frames
+
+    def connection_data(self) -> dict[str, Any]:
+        return {
+            "client_id": self.client_id,
+            "user_id": self.user.pk if self.user.is_authenticated else None,
+            "authenticated": bool(self.user.is_authenticated),
+            "channels": list(self.channels),
+        }
+
+    # -- frames ------------------------------------------------------------------
+
+    def read_frame(self, text: str | None, data: bytes | None):
+        """``(frame, None)`` for a frame to answer, or ``(None, message)`` with the
+        error frame to send straight back (bad frame, or over a rate limit)."""
+        try:
+            frame = protocol.parse_frame(
+                text, data, max_bytes=binding_settings.MAX_FRAME_BYTES
+            )
+        except BadFrame as bad:
+            wait = self.throttle.wait(None) if self.throttle else None
+            if wait is not None:
+                return None, protocol.error(bad.event, Throttled(math.ceil(wait)))
+            return None, protocol.error(bad.event, bad.exc, bad.frame)
+        if self.throttle:
+            wait = self.throttle.wait(frame.event)
+            if wait is not None:
+                exc = Throttled(math.ceil(wait))
+                return None, protocol.error(frame.event, exc, frame)
+        return frame, None
+
+    def is_connection_event(self, frame: Frame) -> bool:
+        return frame.event in self.connection_events
+
+    async def answer_connection_event(self, frame: Frame) -> dict:
+        handler = getattr(self, self.connection_events[frame.event])
+        event = "pong" if frame.event == "ping" else frame.event
+        try:
+            return protocol.reply(event, await handler(frame), frame)
+        except Exception as exc:
+            return protocol.error(frame.event, exc, frame)
+
+    def binding_for(self, frame: Frame) -> GenericBinding:
+        event = Event.parse(frame.event)
+        request = BindingRequest(
+            event=frame.event,
+            stream=event.stream,
+            action=event.action,
+            hash=event.hash,
+            data=frame.data,
+            request_id=frame.request_id,
+            user=self.user,
+            auth=self.auth,
+            transport="websocket",
+            connection=self,
+        )
+        return GenericBinding.for_request(request)
+
+    # -- connection-level events -------------------------------------------------
+
+    async def event_ping(self, frame: Frame) -> dict:
+        return {}
+
+    async def event_connection(self, frame: Frame) -> dict:
+        return self.connection_data()
+
+    async def event_authorize(self, frame: Frame) -> dict:
+        """Change the connection's user: ``{"token": ...}``, or ``{}`` for
+        anonymous. A rejected token leaves the identity as it was."""
+        token = frame.data.get("token")
+        if token is None or token == "":
+            if not binding_settings.ANONYMOUS_CONNECTION_ALLOWED:
+                raise PermissionDenied("Anonymous connections are not allowed.")
+            user, auth = AnonymousUser(), None
+        else:
+            user, auth = await authenticate_token(token)
+        await self.change_user(user, auth)
+        await self.push_text(protocol.encode(self.greeting(None, [])[0]))
+        return self.connection_data()
+
+    async def change_user(self, user: Any, auth: Any) -> None:
+        """Move the connection's groups, channels and subscriptions to ``user``."""
+        old = self.user
+        self.user, self.auth = user, auth
+        if old.pk != user.pk or old.is_authenticated != user.is_authenticated:
+            if old.is_authenticated:
+                await self.hub.leave(user_group(old.pk), self)
+            if user.is_authenticated:
+                await self.hub.join(user_group(user.pk), self)
+        for name in list(self.channels):
+            if not await self.may_join(name):
+                self.channels.remove(name)
+                await self.hub.leave(channel_group(name), self)
+        await database_sync_to_async(self.drop_invisible_subscriptions)()
+
+    def drop_invisible_subscriptions(self) -> None:
+        """Forget subscriptions the connection's (new) user may not see."""
+        from .registry import registry
+
+        for subscription in self.hub.index.for_consumer(self):
+            action = "retrieve" if subscription.is_object else "list"
+            request = BindingRequest(
+                event=f"{subscription.stream}.{action}",
+                stream=subscription.stream,
+                action=action,
+                user=self.user,
+                auth=self.auth,
+                connection=self,
+            )
+            try:
+                binding = registry.get(subscription.stream)(request)
+                binding.check_permissions()
+                if subscription.is_object:
+                    obj = binding.get_queryset().get(pk=subscription.pk)
+                    binding.check_object_permissions(obj)
+            except Exception:
+                self.hub.index.remove(subscription)
+
+    async def event_relay(self, frame: Frame) -> dict:
+        """``notify.users|channels|clients`` from a client, when
+        ``CLIENT_NOTIFICATIONS`` is on: every target must pass the connection
+        permission hook, or nothing is sent."""
+        if not binding_settings.CLIENT_NOTIFICATIONS:
+            raise UnknownEvent(f"Unknown event {frame.event!r}.")
+        if not self.user.is_authenticated:
+            raise NotAuthenticated()
+        kind = RELAY_KINDS[frame.event]
+        targets, payload = frame.data.get("targets"), frame.data.get("data")
+        if (
+            not isinstance(targets, list)
+            or not 0 < len(targets) <= MAX_RELAY_TARGETS
+            or not all(
+                isinstance(t, str | int) and not isinstance(t, bool) for t in targets
+            )
+        ):
+            raise ValidationError(
+                {"targets": [f"A list of 1 to {MAX_RELAY_TARGETS} ids or names."]}
+            )
+        if "data" not in frame.data:
+            raise ValidationError({"data": ["This field is required."]})
+        permission = binding_settings.CONNECTION_PERMISSION_CLASS()
+        for target in targets:
+            allowed = await database_sync_to_async(permission.has_relay_permission)(
+                self, kind, target
+            )
+            if not allowed:
+                raise PermissionDenied(f"Not allowed to notify {kind[:-1]} {target!r}.")
+        sender = {"user_id": self.user.pk, "client_id": self.client_id}
+        send = {
+            "users": notify.ausers,
+            "channels": notify.achannels,
+            "clients": notify.aclients,
+        }[kind]
+        try:
+            count = await send(targets, payload, sender=sender)
+        except ValueError as exc:
+            raise ValidationError({"targets": [str(exc)]}) from None
+        return {"sent": count}

@@ -1,0 +1,151 @@
+"""Server-side notifications to users, named channels, single clients or everyone.
+
+Usable from anywhere in the project, in any process that shares the channel layer::
+
+    from channels_binding import notify
+
+    notify.users([request.user], {"message": "Your export is ready."})
+    notify.channels(["room.42"], {"event": "chat.message", "data": {"text": "hi"}})
+    notify.clients([client_id], {"progress": 80})
+    notify.all({"message": "Maintenance at 18:00."})
+
+Recipients receive ``{"event": "notify", "data": data}``; when ``data`` carries its
+own ``"event"``, they receive that event with ``data["data"]`` (or the rest of
+``data``). The plain functions are for synchronous code (views, Celery tasks,
+management commands); in async code await ``ausers``, ``achannels``, ``aclients``
+and ``aall``. The frame is encoded to JSON once, here, whatever the number of
+recipients; data that is not JSON raises ``TypeError`` at the call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
+from channels.layers import get_channel_layer
+
+from . import protocol
+from .groups import ALL, channel_group, user_group
+
+logger = logging.getLogger("channels_binding")
+
+#: Layer message a hub fans out to its local members of ``group``.
+GROUP_MESSAGE = "binding.notify"
+#: Layer message sent straight to one connection's channel.
+DIRECT_MESSAGE = "binding.direct"
+
+__all__ = [
+    "aall",
+    "achannels",
+    "aclients",
+    "all",
+    "ausers",
+    "channels",
+    "clients",
+    "frame",
+    "users",
+]
+
+
+def frame(data: Any, sender: dict | None = None) -> str:
+    """The JSON text recipients get for ``data``."""
+    if isinstance(data, dict) and isinstance(data.get("event"), str):
+        payload = (
+            data["data"]
+            if "data" in data
+            else {key: value for key, value in data.items() if key != "event"}
+        )
+        message: dict[str, Any] = {"event": data["event"], "data": payload}
+    else:
+        message = {"event": "notify", "data": data}
+    if sender is not None:
+        message["sender"] = sender
+    return protocol.encode(message)
+
+
+async def _to_groups(groups: Iterable[str], text: str) -> int:
+    layer = get_channel_layer()
+    if layer is None:
+        return 0
+    count = 0
+    for group in dict.fromkeys(groups):
+        await layer.group_send(
+            group, {"type": GROUP_MESSAGE, "group": group, "text": text}
+        )
+        count += 1
+    return count
+
+
+def _pk(user: Any) -> Any:
+    return getattr(user, "pk", user)
+
+
+async def ausers(users: Iterable[Any], data: Any, *, sender: dict | None = None) -> int:
+    """Every connection of these users (instances or primary keys)."""
+    text = frame(data, sender)
+    return await _to_groups((user_group(_pk(user)) for user in users), text)
+
+
+async def achannels(
+    names: Iterable[str], data: Any, *, sender: dict | None = None
+) -> int:
+    """Every connection that joined one of these channels."""
+    text = frame(data, sender)
+    return await _to_groups((channel_group(str(name)) for name in names), text)
+
+
+async def aclients(
+    client_ids: Iterable[str], data: Any, *, sender: dict | None = None
+) -> int:
+    """These connections (the ``client_id`` of their ``connection`` frame).
+
+    A client id that is not a valid one raises ``ValueError``; one whose connection
+    has closed is passed over.
+    """
+    text = frame(data, sender)
+    layer = get_channel_layer()
+    if layer is None:
+        return 0
+    ids = list(dict.fromkeys(client_ids))
+    for client_id in ids:
+        if not _valid_client_id(layer, client_id):
+            raise ValueError(f"{client_id!r} is not a client id.")
+    sent = 0
+    for client_id in ids:
+        try:
+            await layer.send(client_id, {"type": DIRECT_MESSAGE, "text": text})
+            sent += 1
+        except ChannelFull:
+            logger.warning("Client %s is not reading; notification dropped", client_id)
+    return sent
+
+
+def _valid_client_id(layer: Any, client_id: Any) -> bool:
+    try:
+        return bool(layer.require_valid_channel_name(client_id))
+    except TypeError:
+        return False
+
+
+async def aall(data: Any) -> int:
+    """Every connection of every server process."""
+    return await _to_groups([ALL], frame(data))
+
+
+def users(users: Iterable[Any], data: Any) -> int:
+    return async_to_sync(ausers)(list(users), data)
+
+
+def channels(names: Iterable[str], data: Any) -> int:
+    return async_to_sync(achannels)(list(names), data)
+
+
+def clients(client_ids: Iterable[str], data: Any) -> int:
+    return async_to_sync(aclients)(list(client_ids), data)
+
+
+def all(data: Any) -> int:  # noqa: A001 - the public name is fixed
+    return async_to_sync(aall)(data)
