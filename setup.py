@@ -28,6 +28,7 @@ setup(
     extras_require={
         "redis": ["channels-redis>=4.2"],
         "filter": ["django-filter>=24"],
+        "jwt": ["djangorestframework-simplejwt>=5.3"],
         "test": [
             "pytest>=8",
             "pytest-django>=4.9",
@@ -36,6 +37,7 @@ setup(
             "ruff>=0.8",
             "channels-redis>=4.2",
             "django-filter>=24",
+            "djangorestframework-simplejwt>=5.3",
             "sphinx>=7",
         ],
     },

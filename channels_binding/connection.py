@@ -159,13 +159,19 @@ class ConnectionMixin:
     def is_connection_event(self, frame: Frame) -> bool:
         return frame.event in self.connection_events
 
-    async def answer_connection_event(self, frame: Frame) -> dict:
+    async def answer_connection_event(self, frame: Frame) -> list[dict]:
+        """The reply, and after a successful ``authorize`` the new ``connection``
+        frame."""
         handler = getattr(self, self.connection_events[frame.event])
         event = "pong" if frame.event == "ping" else frame.event
         try:
-            return protocol.reply(event, await handler(frame), frame)
+            data = await handler(frame)
         except Exception as exc:
-            return protocol.error(frame.event, exc, frame)
+            return [protocol.error(frame.event, exc, frame)]
+        messages = [protocol.reply(event, data, frame)]
+        if frame.event == "authorize":
+            messages.append(protocol.reply("connection", self.connection_data()))
+        return messages
 
     def binding_for(self, frame: Frame) -> GenericBinding:
         event = Event.parse(frame.event)
@@ -202,7 +208,6 @@ class ConnectionMixin:
         else:
             user, auth = await authenticate_token(token)
         await self.change_user(user, auth)
-        await self.push_text(protocol.encode(self.greeting(None, [])[0]))
         return self.connection_data()
 
     async def change_user(self, user: Any, auth: Any) -> None:

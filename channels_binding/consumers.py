@@ -91,7 +91,8 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
             await self.send_message(message)
         elif self.is_connection_event(frame):
             # Answered in order: frames after an ``authorize`` use the new identity.
-            await self.send_message(await self.answer_connection_event(frame))
+            for reply in await self.answer_connection_event(frame):
+                await self.send_message(reply)
         else:
             # Waiting for a slot stops reading this socket: a client that floods
             # gets back-pressure, not an unbounded pile of tasks.
@@ -162,7 +163,8 @@ class SyncConsumer(ConnectionMixin, WebsocketConsumer):
             self.send_message(message)
             return
         if self.is_connection_event(frame):
-            self.send_message(async_to_sync(self.answer_connection_event)(frame))
+            for reply in async_to_sync(self.answer_connection_event)(frame):
+                self.send_message(reply)
             return
         try:
             binding = self.binding_for(frame)

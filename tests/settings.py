@@ -1,6 +1,6 @@
 """Django settings for the test suite."""
 
-SECRET_KEY = "tests-only-not-secret"
+SECRET_KEY = "tests-only-not-secret-but-long-enough-for-hmac-sha256"
 DEBUG = False
 USE_TZ = True
 TIME_ZONE = "UTC"

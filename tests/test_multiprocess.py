@@ -115,3 +115,32 @@ async def test_write_through_one_process_is_pushed_by_the_other(cluster):
             "shop.Product.delete#pen",
         ]
         assert all(p["data"] == {"id": pk} for p in pushes)
+
+
+async def test_notify_from_another_process_reaches_both_servers(cluster):
+    one, two = cluster["ports"]
+    cookie = {"Cookie": f"sessionid={cluster['session']}"}
+    async with (
+        connect(f"ws://127.0.0.1:{one}/ws/", additional_headers=cookie) as first,
+        connect(f"ws://127.0.0.1:{two}/ws/", additional_headers=cookie) as second,
+        connect(f"ws://127.0.0.1:{two}/ws/") as anonymous,
+    ):
+        hello = await receive(first)
+        assert (await receive(second))["data"]["user_id"] == hello["data"]["user_id"]
+        await receive(anonymous)
+        script = (
+            "from channels_binding import notify; "
+            f"notify.users([{hello['data']['user_id']}], {{'job': 'done'}}); "
+            "notify.all({'marker': True})"
+        )
+        await asyncio.to_thread(django_admin, cluster["env"], "shell", "-c", script)
+        for websocket in (first, second):
+            assert await receive(websocket) == {
+                "event": "notify",
+                "data": {"job": "done"},
+            }
+        for websocket in (first, second, anonymous):
+            assert await receive(websocket) == {
+                "event": "notify",
+                "data": {"marker": True},
+            }

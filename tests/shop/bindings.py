@@ -125,3 +125,13 @@ class ToolsBinding(AsyncBinding):
     @bind("whoami", method="GET")
     async def whoami(self, request):
         return {"user_id": request.user.pk, "transport": request.transport}
+
+    @bind("progress", method="GET")
+    def progress(self, request):
+        sent = request.notify_self({"step": 1})
+        return {"done": True, "notified": sent}
+
+    @bind("aprogress", method="GET")
+    async def aprogress(self, request):
+        sent = await request.anotify_self({"event": "job.step", "data": {"step": 2}})
+        return {"done": True, "notified": sent}
