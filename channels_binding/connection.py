@@ -147,7 +147,8 @@ class ConnectionMixin:
         except BadFrame as bad:
             wait = self.throttle.wait(None) if self.throttle else None
             if wait is not None:
-                return None, protocol.error(bad.event, Throttled(math.ceil(wait)))
+                exc = Throttled(math.ceil(wait))
+                return None, protocol.error(bad.event, exc, bad.frame)
             return None, protocol.error(bad.event, bad.exc, bad.frame)
         if self.throttle:
             wait = self.throttle.wait(frame.event)

@@ -23,7 +23,10 @@ def parse_rate(rate: str) -> tuple[int, int]:
     """``"100/second"`` → ``(100, 1)``, as DRF reads rates."""
     try:
         count, period = rate.split("/")
-        return int(count), PERIODS[period.strip()[0].lower()]
+        count = int(count)
+        if count < 0:
+            raise ValueError(count)
+        return count, PERIODS[period.strip()[0].lower()]
     except (ValueError, KeyError, IndexError, AttributeError):
         raise ImproperlyConfigured(
             f"Invalid rate {rate!r} in CHANNELS_BINDING['THROTTLE_RATES']: write "
@@ -57,7 +60,9 @@ class ConnectionThrottle:
             while history and history[0] <= now - period:
                 history.popleft()
             if len(history) >= count:
-                longest = max(longest, history[0] + period - now)
+                # A "0/<period>" rate refuses every frame: wait a whole period.
+                oldest = history[0] if history else now
+                longest = max(longest, oldest + period - now)
         if longest > 0:
             return longest
         for key in applying:

@@ -6,9 +6,27 @@ from channels_binding.bindings import GenericBinding
 from channels_binding.registry import registry
 from channels_binding.settings import binding_settings
 
+OPERATORS = {"AND": "&", "OR": "|"}
+
+
+def _name(permission) -> str:
+    """A permission class's dotted path; DRF's composed permissions
+    (``IsAuthenticated & IsAdminUser``, ``~IsAdminUser``) are written out."""
+    operator = getattr(permission, "operator_class", None)
+    if operator is not None and hasattr(permission, "op2_class"):
+        symbol = OPERATORS.get(operator.__name__, operator.__name__)
+        first, second = _name(permission.op1_class), _name(permission.op2_class)
+        return f"({first} {symbol} {second})"
+    if operator is not None and hasattr(permission, "op1_class"):
+        return f"~{_name(permission.op1_class)}"
+    qualname = getattr(permission, "__qualname__", None)
+    if qualname is None:
+        return repr(permission)
+    return f"{permission.__module__}.{qualname}"
+
 
 def _names(classes) -> str:
-    return ", ".join(f"{c.__module__}.{c.__qualname__}" for c in classes)
+    return ", ".join(_name(c) for c in classes)
 
 
 def _permissions(binding: type[GenericBinding], handler_name: str) -> list:
