@@ -40,6 +40,8 @@ from .subscriptions import Subscription
 
 #: Actions that watch what they read when auto-subscribe is on.
 AUTO_SUBSCRIBE_ACTIONS = ("retrieve", "list", "search")
+#: Actions whose ``query`` is a text search over ``search_fields``.
+QUERY_ACTIONS = ("search", "subscribe", "unsubscribe")
 
 BUILTIN_ACTIONS = (
     "retrieve",
@@ -159,22 +161,29 @@ class GenericBinding:
     def __init__(self, request: BindingRequest) -> None:
         self.request = request
         self.action = request.action
-        handler_name = self.events.get(request.action)
-        if handler_name is None:
-            if request.action in BUILTIN_ACTIONS:
-                raise ActionNotAllowed(
-                    f"{request.stream!r} does not allow {request.action!r}."
-                )
-            raise UnknownEvent(f"Unknown event {request.action!r} on {self.stream!r}.")
-        self.handler: Callable = getattr(self, handler_name)
-        method = getattr(self.handler, "binding_method", None)
-        if method:
-            request.method = method
+        #: The method answering the event; set by :meth:`for_request`. Bindings
+        #: made for other purposes (checking what a watcher may see) have none.
+        self.handler: Callable | None = None
 
     @classmethod
     def for_request(cls, request: BindingRequest) -> GenericBinding:
         """The binding instance that answers ``request``; raises for unknown events."""
-        return registry.get(request.stream)(request)
+        binding = registry.get(request.stream)(request)
+        binding.resolve_handler()
+        return binding
+
+    def resolve_handler(self) -> None:
+        handler_name = self.events.get(self.action)
+        if handler_name is None:
+            if self.action in BUILTIN_ACTIONS:
+                raise ActionNotAllowed(
+                    f"{self.stream!r} does not allow {self.action!r}."
+                )
+            raise UnknownEvent(f"Unknown event {self.action!r} on {self.stream!r}.")
+        self.handler = getattr(self, handler_name)
+        method = getattr(self.handler, "binding_method", None)
+        if method:
+            self.request.method = method
 
     def run(self) -> Any:
         """Answer the request synchronously (for sync transports and worker threads)."""
@@ -311,7 +320,7 @@ class GenericBinding:
         """Apply the request's ``filters``, ``query`` (search only) and ordering."""
         data = self.request.data
         queryset = filters.filter_queryset(self, queryset, data.get("filters"))
-        if self.action == "search":
+        if self.action in QUERY_ACTIONS:
             queryset = filters.search_queryset(self, queryset, data.get("query"))
         return filters.order_queryset(self, queryset, data.get("ordering"))
 
@@ -398,9 +407,23 @@ class GenericBinding:
                 self.hub.index.remove(subscription)
             raise
 
+    def get_watched_object(self, force: bool = False) -> models.Model:
+        """``get_object()``, watched from before the read when the lookup is the
+        primary key (from just after it otherwise)."""
+        if self.lookup_field in ("pk", self.model._meta.pk.name):
+            with self.watching(force, pk=self.get_lookup_value()) as subscription:
+                instance = self.get_object()
+        else:
+            instance = self.get_object()
+            with self.watching(force, pk=instance.pk) as subscription:
+                pass
+        if subscription is not None:
+            subscription.saw([instance.pk])
+        return instance
+
     def collection_target(self) -> dict[str, Any]:
         data = self.request.data
-        query = data.get("query") if self.action in ("search", "subscribe") else None
+        query = data.get("query") if self.action in QUERY_ACTIONS else None
         return {
             "filters": data.get("filters") or {},
             "query": query or None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
-from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 
 from .registry import registry
 from .settings import ALIASES, DEFAULTS, SETTING_NAME
@@ -68,6 +68,25 @@ def _redis_py_8() -> bool:
     except ImportError:
         return False
     return int(redis.__version__.split(".")[0]) >= 8
+
+
+@register(Tags.compatibility)
+def check_throttle_rates(app_configs=None, **kwargs):
+    from .throttling import ConnectionThrottle
+
+    rates = (getattr(settings, SETTING_NAME, None) or {}).get("THROTTLE_RATES")
+    try:
+        ConnectionThrottle(rates)
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="channels_binding.E003")]
+    except (TypeError, AttributeError):
+        return [
+            Error(
+                "THROTTLE_RATES must be a rate string or a dict of rates.",
+                id="channels_binding.E003",
+            )
+        ]
+    return []
 
 
 def _path(binding) -> str:

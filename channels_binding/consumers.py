@@ -20,12 +20,16 @@ from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 
 from . import protocol
 from .connection import CLOSE_NOT_AUTHENTICATED, ConnectionMixin
-from .exceptions import ServerError
+from .exceptions import ServerError, Throttled
 from .hub import Hub
 from .protocol import Frame
 from .settings import binding_settings
 
 logger = logging.getLogger("channels_binding")
+
+#: Requests that may wait for a free slot, per running slot
+#: (``MAX_CONCURRENT_REQUESTS``); a frame beyond them is answered 429 at once.
+BACKLOG_FACTOR = 4
 
 __all__ = ["AsyncConsumer", "SyncConsumer", "CLOSE_NOT_AUTHENTICATED"]
 
@@ -55,7 +59,9 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self._tasks: set[asyncio.Task] = set()
-        self._slots = asyncio.Semaphore(binding_settings.MAX_CONCURRENT_REQUESTS)
+        running = binding_settings.MAX_CONCURRENT_REQUESTS
+        self._slots = asyncio.Semaphore(running)
+        self._max_tasks = running * (1 + BACKLOG_FACTOR)
         self.hub = Hub.current()
         allowed, auth_error = await self.open_connection()
         await self.accept(self.accepted_subprotocol())
@@ -93,19 +99,21 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
             # Answered in order: frames after an ``authorize`` use the new identity.
             for reply in await self.answer_connection_event(frame):
                 await self.send_message(reply)
+        elif len(self._tasks) >= self._max_tasks:
+            # Never wait here: a receive that waits stops Channels reading this
+            # socket, disconnect included. A client this far ahead is told so.
+            busy = Throttled(detail="Too many requests in progress: wait for replies.")
+            await self.send_message(protocol.error(frame.event, busy, frame))
         else:
-            # Waiting for a slot stops reading this socket: a client that floods
-            # gets back-pressure, not an unbounded pile of tasks.
-            await self._slots.acquire()
             task = asyncio.create_task(self.answer(frame))
             self._tasks.add(task)
-            task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        self._slots.release()
+            task.add_done_callback(self._tasks.discard)
 
     async def answer(self, frame: Frame) -> None:
+        async with self._slots:
+            await self._answer(frame)
+
+    async def _answer(self, frame: Frame) -> None:
         try:
             binding = self.binding_for(frame)
             if binding.needs_stream():

@@ -15,6 +15,7 @@ after them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import Iterable
@@ -59,10 +60,30 @@ class _Batch:
         if layer is None or not self.changes:
             return
         try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None:
+            # Called from async code (``announce()`` in a coroutine): send from
+            # this loop rather than block it.
+            task = loop.create_task(_group_send_all(layer, self.changes))
+            _sending.add(task)
+            task.add_done_callback(_sent)
+            return
+        try:
             async_to_sync(_group_send_all)(layer, self.changes)
         except Exception:
             # A push is lost, the write is not: the transaction has committed.
             logger.exception("Could not send change notifications")
+
+
+_sending: set = set()
+
+
+def _sent(task) -> None:
+    _sending.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("Could not send change notifications", exc_info=task.exception())
 
 
 async def _group_send_all(layer, changes: dict[str, dict[str, Any]]) -> None:

@@ -21,16 +21,7 @@ from .subscriptions import Subscription
 class RetrieveMixin:
     def retrieve(self, request) -> Any:
         """The object; over a websocket it is watched from then on."""
-        if self.lookup_field in ("pk", self.model._meta.pk.name):
-            with self.watching(pk=self.get_lookup_value()) as subscription:
-                instance = self.get_object()
-        else:
-            instance = self.get_object()
-            with self.watching(pk=instance.pk) as subscription:
-                pass
-        if subscription is not None:
-            subscription.saw([instance.pk])
-        return self.get_serializer(instance).data
+        return self.get_serializer(self.get_watched_object()).data
 
 
 class ListMixin:
@@ -58,11 +49,10 @@ class SubscribeMixin:
     def subscribe(self, request) -> dict[str, bool]:
         self.require_live()
         if self.subscribes_to_object():
-            with self.watching(force=True, pk=self.get_lookup_value()) as subscription:
-                instance = self.get_object()
-            subscription.saw([instance.pk])
+            self.get_watched_object(force=True)
         else:
-            # Built for its validation: a bad filter is a 400, as in a list.
+            # Built for its validation: a bad filter or query is a 400, as in a
+            # search, so no subscription can fail when a change is checked.
             self.filter_queryset(self.get_queryset())
             self.watch(**self.collection_target())
         return {"subscribed": True}
@@ -75,11 +65,12 @@ class SubscribeMixin:
         if request.data.get("all") is True:
             index.remove_stream(connection, self.stream)
         else:
-            target = (
-                {"pk": self.get_lookup_value()}
-                if self.subscribes_to_object()
-                else self.collection_target()
-            )
+            if not self.subscribes_to_object():
+                target = self.collection_target()
+            elif self.lookup_field in ("pk", self.model._meta.pk.name):
+                target = {"pk": self.get_lookup_value()}
+            else:
+                target = {"pk": self.get_object().pk}
             index.remove(Subscription(connection, self.stream, request.hash, **target))
         return {"subscribed": False}
 
@@ -120,10 +111,15 @@ class CreateMixin:
 
 class UpdateMixin:
     def update(self, request) -> Any:
-        """A partial update: fields left out keep their values."""
+        """A partial update: fields left out keep their values. Over HTTP, ``PUT``
+        is a full update (``request.method == "PUT"``): required fields are
+        required."""
+        partial = request.method != "PUT"
         with _atomic(self):
             instance = self.get_object()
-            serializer = self.get_serializer(instance, data=request.data, partial=True)
+            serializer = self.get_serializer(
+                instance, data=request.data, partial=partial
+            )
             serializer.is_valid(raise_exception=True)
             self.perform_update(serializer)
         return serializer.data

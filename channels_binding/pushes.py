@@ -25,8 +25,6 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-from django.core.exceptions import FieldError
-from django.db import DatabaseError, NotSupportedError
 from django.db.models import IntegerField, Value
 
 from . import protocol
@@ -88,7 +86,12 @@ class _Plan:
                 continue
             probe = self.probe_key(sub, reader)
             if probe not in probes:
-                probes[probe] = self.probe_queryset(sub, reader)
+                try:
+                    probes[probe] = self.probe_queryset(sub, reader)
+                except Exception:
+                    # One broken subscription must not stop the stream's pushes:
+                    # it matches nothing (so it only ever gets deletes).
+                    logger.exception("Cannot check a subscription to %s", self.stream)
         visible = run_probes(probes, list(self.keys.values()))
         shown = set().union(*visible.values()) if visible else set()
         instances = self.fetch(shown, subs) if shown else {}
@@ -137,6 +140,7 @@ class _Plan:
             action="search",
             data={"filters": sub.filters, "query": sub.query},
             user=reader.request.user,
+            auth=reader.request.auth,
             connection=reader.request.connection,
         )
         binding = self.binding_class(request)
@@ -160,6 +164,29 @@ class _Plan:
         return self.allowed[key]
 
 
+def _rows(parts: list) -> list:
+    """The rows of every probe: one UNION ALL query, or, where the querysets cannot
+    be combined (slices, some backends), one query each; a probe that fails matches
+    nothing rather than failing the others."""
+    if not parts:
+        return []
+    try:
+        return (
+            list(parts[0].union(*parts[1:], all=True))
+            if len(parts) > 1
+            else list(parts[0])
+        )
+    except Exception:
+        logger.debug("Probe union failed; probing one by one", exc_info=True)
+    rows = []
+    for part in parts:
+        try:
+            rows.extend(part)
+        except Exception:
+            logger.exception("A visibility probe failed")
+    return rows
+
+
 def _frame(event: str, data_json: str) -> str:
     return '{"event":' + protocol.encode(event) + ',"data":' + data_json + "}"
 
@@ -170,23 +197,17 @@ def run_probes(probes: dict[tuple, Any], pks: list[Any]) -> dict[tuple, set[str]
     items = list(probes.items())
     for start in range(0, len(items), PROBES_PER_QUERY):
         chunk = items[start : start + PROBES_PER_QUERY]
-        parts = [
-            queryset.filter(pk__in=pks)
-            .order_by()
-            .annotate(_cb_probe=Value(number, output_field=IntegerField()))
-            .values_list("_cb_probe", "pk")
-            for number, (_, queryset) in enumerate(chunk)
-        ]
-        try:
-            rows = (
-                list(parts[0].union(*parts[1:], all=True))
-                if len(parts) > 1
-                else list(parts[0])
-            )
-        except (DatabaseError, NotSupportedError, FieldError, TypeError):
-            # Some querysets cannot be combined (slices, some backends): ask each.
-            logger.debug("Probe union failed; probing one by one", exc_info=True)
-            rows = [row for part in parts for row in part]
-        for number, pk in rows:
+        parts = {}
+        for number, (_, queryset) in enumerate(chunk):
+            try:
+                parts[number] = (
+                    queryset.filter(pk__in=pks)
+                    .order_by()
+                    .annotate(_cb_probe=Value(number, output_field=IntegerField()))
+                    .values_list("_cb_probe", "pk")
+                )
+            except Exception:
+                logger.exception("A visibility probe cannot be built")
+        for number, pk in _rows(list(parts.values())):
             found[chunk[number][0]].add(pk_key(pk))
     return found

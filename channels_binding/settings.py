@@ -34,6 +34,9 @@ DEFAULTS: dict[str, Any] = {
     "CONNECTION_PERMISSION_CLASS": "channels_binding.permissions.ConnectionPermission",
     "DEFAULT_FIELDS_EXCLUDE": ["password"],
     "BINDINGS_MODULES": [],
+    # None: DRF's SessionAuthentication, plus its TokenAuthentication when
+    # rest_framework.authtoken is installed (see channels_binding.views).
+    "HTTP_AUTHENTICATION_CLASSES": None,
 }
 
 # Keys whose values are dotted paths (or lists of them) to import.
@@ -41,6 +44,7 @@ IMPORT_STRINGS = {
     "AUTHENTICATION_CLASSES",
     "DEFAULT_PERMISSION_CLASSES",
     "CONNECTION_PERMISSION_CLASS",
+    "HTTP_AUTHENTICATION_CLASSES",
 }
 
 # The first channels-binding spelled this key with an "F"; keep accepting it.

@@ -188,6 +188,7 @@ async def test_authorize_drops_subscriptions_the_new_user_may_not_see(
             "event": "notify",
             "data": {"marker": True},
         }
+        assert await ws.receive_nothing(0.3)
 
 
 async def test_anonymous_handshake_refused_when_not_allowed(user, token):

@@ -37,6 +37,9 @@ def save(model, pk, **fields):
 
 
 async def next_push(client, timeout=3):
+    """The next push, including one that arrived while a reply was awaited."""
+    if client.pushes:
+        return client.pushes.pop(0)
     frame = await client.receive_json_from(timeout)
     assert "request_id" not in frame, frame
     return frame
@@ -122,6 +125,7 @@ async def test_nothing_is_pushed_before_the_commit(communicator):
         # three saves in one transaction: one push
         await orm(save, Product, product.pk, name="marker")
         assert (await next_push(watcher))["data"]["name"] == "marker"
+        assert await watcher.receive_nothing(0.2)
 
 
 async def test_delete_is_pushed_to_object_and_list_watchers(communicator, user):
@@ -153,6 +157,7 @@ async def test_list_watcher_sees_new_rows_and_rows_leaving_its_filter(communicat
         await orm(save, Product, kept.pk, in_stock=False)
         push = await next_push(watcher)
         assert push == {"event": "shop.Product.delete#instock", "data": {"id": kept.pk}}
+        assert await watcher.receive_nothing(0.2)
         # back in stock: it enters the collection again
         await orm(save, Product, kept.pk, in_stock=True)
         push = await next_push(watcher)
@@ -198,6 +203,7 @@ async def test_each_user_sees_only_their_rows_in_pushes(communicator, user, othe
         await bob.request("shop.Note.create", {"text": "bob's"})
         push = await next_push(bob)
         assert push["data"]["text"] == "bob's"  # not alice's note first
+        assert await bob.receive_nothing(0.2)
         # the note changes hands: alice loses it, bob gains it
         await orm(save, Note, note_id, owner=other_user)
         assert await next_push(alice) == {
@@ -228,6 +234,7 @@ async def test_subscribing_to_an_object_you_may_not_see_is_refused(
         await bob.request("shop.Note.subscribe", {"id": marker.pk})
         await orm(save, Note, marker.pk, text="marker changed")
         assert (await next_push(bob))["data"]["id"] == marker.pk
+        assert await bob.receive_nothing(0.2)
 
 
 async def test_explicit_subscribe_and_unsubscribe(communicator):
@@ -244,6 +251,7 @@ async def test_explicit_subscribe_and_unsubscribe(communicator):
         await client.request("shop.Product.subscribe", {"id": other.pk})
         await orm(save, Product, other.pk, name="marker 2")
         assert (await next_push(client))["data"]["name"] == "marker 2"
+        assert await client.receive_nothing(0.2)
 
 
 async def test_collection_subscribe_validates_like_a_list(communicator):
@@ -284,6 +292,7 @@ async def test_auto_subscribe_can_be_turned_off(communicator):
             await client.request("shop.Product.subscribe", {"id": other.pk})
             await orm(save, Product, other.pk, name="marker")
             assert (await next_push(client))["data"]["name"] == "marker"
+            assert await client.receive_nothing(0.2)
 
 
 async def test_announce_pushes_bulk_updates(communicator):

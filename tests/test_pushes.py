@@ -104,3 +104,15 @@ def test_a_row_a_watcher_never_saw_is_never_mentioned():
     assert [json.loads(text) for _, text in frames] == [
         {"event": "shop.Note.delete", "data": {"id": note.pk}}
     ]
+
+
+def test_a_broken_subscription_does_not_stop_the_others():
+    product = Product.objects.create(name="p", price=1)
+    (person,) = users(1)
+    broken = Subscription(
+        Watcher(person), "shop.Product", "broken", filters={"no_such_field": 1}
+    )
+    fine = Subscription(Watcher(person), "shop.Product", "fine", filters={})
+    queries, frames = queries_for("shop.Product", [product.pk], [broken, fine])
+    events = [json.loads(text)["event"] for _, text in frames]
+    assert events == ["shop.Product.retrieve#fine"]

@@ -1,5 +1,3 @@
-from importlib.util import find_spec
-
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import TemplateView
@@ -8,8 +6,6 @@ urlpatterns = [
     path("", TemplateView.as_view(template_name="catalog/index.html"), name="index"),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    # The HTTP side of the same events (SPEC section 6).
+    path("api/", include("channels_binding.urls")),
 ]
-
-# The HTTP side of the same events (SPEC section 6), once the package ships it.
-if find_spec("channels_binding.urls") is not None:
-    urlpatterns.append(path("api/", include("channels_binding.urls")))
