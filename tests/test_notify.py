@@ -44,7 +44,9 @@ async def close_all(*clients):
 async def assert_only_marker(*clients):
     await notify.aall({"marker": True})
     for client in clients:
+        assert client.pushes == []  # nothing arrived while a reply was awaited
         assert await client.receive_json_from() == MARKER
+        assert await client.receive_nothing(0.05)
 
 
 async def test_users_reaches_every_socket_of_that_user_only(user, other_user):
