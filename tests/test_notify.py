@@ -60,11 +60,11 @@ async def test_users_reaches_every_socket_of_that_user_only(user, other_user):
             "event": "notify",
             "data": {"message": "export ready"},
         }
-    await assert_only_marker(bob, anonymous, alice_1)
+    await assert_only_marker(bob, anonymous, alice_1, alice_2)
     # by primary key too
     await notify.ausers([other_user.pk], "plain text")
     assert await bob.receive_json_from() == {"event": "notify", "data": "plain text"}
-    await assert_only_marker(alice_1, alice_2, anonymous)
+    await assert_only_marker(alice_1, alice_2, anonymous, bob)
     await close_all(alice_1, alice_2, bob, anonymous)
 
 
