@@ -8,7 +8,6 @@ Both consumers mix this in; their own code is only the transport.
 from __future__ import annotations
 
 import math
-import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -75,8 +74,7 @@ class ConnectionMixin:
     async def open_connection(self) -> tuple[bool, APIException | None]:
         """Authenticate the handshake. Returns ``(allowed, error)``: ``error`` is a
         rejected token (the connection then keeps the session's identity)."""
-        layer_name = getattr(self, "channel_name", None)
-        self.client_id = layer_name or uuid.uuid4().hex
+        self.client_id = await self.hub.add_client(self)
         self.channels: list[str] = []
         self.throttle = ConnectionThrottle(binding_settings.THROTTLE_RATES)
         error = None

@@ -47,6 +47,10 @@ def encode_reply(frame: Frame, data: Any = None, exc: BaseException | None = Non
 class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
     """The websocket consumer to mount: ``path("ws/", AsyncConsumer.as_asgi())``."""
 
+    # No channel of its own: the process's hub is the only user of the channel
+    # layer (see hub.py), so a layer outage cannot break the socket.
+    channel_layer_alias = None
+
     async def dispatch(self, message: dict) -> None:
         # Channels awaits ``aclose_old_connections()`` (a thread hop) before every
         # message. Our database work already runs through ``database_sync_to_async``,
@@ -86,10 +90,6 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
     async def push_text(self, text: str) -> None:
         """Send a frame computed elsewhere (a push, a notification)."""
         await self.send(text_data=text)
-
-    async def binding_direct(self, message: dict) -> None:
-        """A notification sent to this client's channel (``notify.clients``)."""
-        await self.send(text_data=message["text"])
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
         frame, message = self.read_frame(text_data, bytes_data)
@@ -133,6 +133,8 @@ async def _current_hub() -> Hub:
 class SyncConsumer(ConnectionMixin, WebsocketConsumer):
     """The same protocol, one request at a time, in Channels' worker thread."""
 
+    channel_layer_alias = None
+
     async def __call__(self, scope, receive, send) -> None:
         # Keep the ASGI send: the hub pushes from the event loop, where the
         # synchronous ``send`` of this consumer cannot be called.
@@ -141,9 +143,6 @@ class SyncConsumer(ConnectionMixin, WebsocketConsumer):
 
     async def push_text(self, text: str) -> None:
         await self._asgi_send({"type": "websocket.send", "text": text})
-
-    def binding_direct(self, message: dict) -> None:
-        self.send(text_data=message["text"])
 
     def connect(self) -> None:
         self.hub = async_to_sync(_current_hub)()

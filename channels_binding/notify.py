@@ -34,7 +34,7 @@ logger = logging.getLogger("channels_binding")
 
 #: Layer message a hub fans out to its local members of ``group``.
 GROUP_MESSAGE = "binding.notify"
-#: Layer message sent straight to one connection's channel.
+#: Layer message for one connection, sent to its process's hub.
 DIRECT_MESSAGE = "binding.direct"
 
 __all__ = [
@@ -110,24 +110,29 @@ async def aclients(
     if layer is None:
         return 0
     ids = list(dict.fromkeys(client_ids))
-    for client_id in ids:
-        if not _valid_client_id(layer, client_id):
-            raise ValueError(f"{client_id!r} is not a client id.")
+    hubs = [_hub_channel(layer, client_id) for client_id in ids]
     sent = 0
-    for client_id in ids:
+    for client_id, hub in zip(ids, hubs, strict=True):
+        message = {"type": DIRECT_MESSAGE, "client": client_id, "text": text}
         try:
-            await layer.send(client_id, {"type": DIRECT_MESSAGE, "text": text})
+            await layer.send(hub, message)
             sent += 1
         except ChannelFull:
-            logger.warning("Client %s is not reading; notification dropped", client_id)
+            logger.warning("The hub of %s is not reading; notification dropped", hub)
     return sent
 
 
-def _valid_client_id(layer: Any, client_id: Any) -> bool:
-    try:
-        return bool(layer.require_valid_channel_name(client_id))
-    except TypeError:
-        return False
+def _hub_channel(layer: Any, client_id: Any) -> str:
+    """The channel of the hub that serves ``client_id`` (``<hub channel>.<local>``)."""
+    if isinstance(client_id, str):
+        hub, dot, local = client_id.rpartition(".")
+        if dot and local.isalnum():
+            try:
+                if layer.require_valid_channel_name(hub):
+                    return hub
+            except TypeError:
+                pass
+    raise ValueError(f"{client_id!r} is not a client id.")
 
 
 async def aall(data: Any) -> int:

@@ -102,13 +102,11 @@ def daphne(env: dict, log_path: Path):
                 process.wait()
 
 
-@contextlib.contextmanager
-def redis_server(workdir: Path):
-    """Yield the URL of a fresh redis-server on a free port (no persistence)."""
+def start_redis(workdir: Path, port: int) -> subprocess.Popen:
+    """A redis-server on ``port`` (no persistence), started and listening."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed; `make test` installs it")
-    port = free_port()
     process = subprocess.Popen(
         [
             binary,
@@ -126,8 +124,16 @@ def redis_server(workdir: Path):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    wait_for_port(port, process)
+    return process
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path):
+    """Yield the URL of a fresh redis-server on a free port (no persistence)."""
+    port = free_port()
+    process = start_redis(workdir, port)
     try:
-        wait_for_port(port, process)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         process.terminate()
