@@ -20,7 +20,7 @@ SYSTEM_DEPS := redis-server:redis-server
 SYSTEM_PACKAGES = $(foreach dep,$(SYSTEM_DEPS),$(lastword $(subst :, ,$(dep))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps lint docs test demo clean distclean
+.PHONY: help venv system-deps lint docs test test-js demo clean distclean
 
 help:
 	@echo "make demo         serve the demo on http://$(HOST):$(PORT)/ (PORT=... to change)"
@@ -62,8 +62,19 @@ lint: venv
 docs: venv
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
-test: venv system-deps lint docs
+test: venv system-deps lint docs test-js
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The JavaScript client's unit tests: Node's built-in test runner, no npm package.
+test-js:
+	@command -v node >/dev/null 2>&1 || { \
+		echo "error: node is not on PATH; the JavaScript client's tests need Node.js 20.19 or later." >&2; \
+		echo "Install it, e.g.: sudo apt-get install -y nodejs" >&2; \
+		exit 1; }
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' || { \
+		echo "error: node $$(node --version) is too old; the JavaScript client's tests need 20.19 or later." >&2; \
+		exit 1; }
+	node --test tests/js/
 
 demo: venv
 	cd demo && $(BIN)/python manage.py migrate --noinput
