@@ -39,6 +39,7 @@ setup(
             "django-filter>=24",
             "djangorestframework-simplejwt>=5.3",
             "sphinx>=7",
+            "uvicorn>=0.30",
         ],
     },
     classifiers=[

@@ -22,16 +22,21 @@ from . import protocol
 from .connection import CLOSE_NOT_AUTHENTICATED, ConnectionMixin
 from .exceptions import ServerError, Throttled
 from .hub import Hub
+from .outbox import Outbox
 from .protocol import Frame
 from .settings import binding_settings
 
 logger = logging.getLogger("channels_binding")
 
+#: Close code for a connection whose unsent frames passed OUTGOING_BUFFER_BYTES:
+#: the client stopped reading (4000 + HTTP 408).
+CLOSE_TOO_SLOW = 4008
+
 #: Requests that may wait for a free slot, per running slot
 #: (``MAX_CONCURRENT_REQUESTS``); a frame beyond them is answered 429 at once.
 BACKLOG_FACTOR = 4
 
-__all__ = ["AsyncConsumer", "SyncConsumer", "CLOSE_NOT_AUTHENTICATED"]
+__all__ = ["AsyncConsumer", "SyncConsumer", "CLOSE_NOT_AUTHENTICATED", "CLOSE_TOO_SLOW"]
 
 
 def encode_reply(frame: Frame, data: Any = None, exc: BaseException | None = None):
@@ -66,12 +71,17 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
         running = binding_settings.MAX_CONCURRENT_REQUESTS
         self._slots = asyncio.Semaphore(running)
         self._max_tasks = running * (1 + BACKLOG_FACTOR)
+        self.outbox = Outbox(
+            self._write, self._too_slow, binding_settings.OUTGOING_BUFFER_BYTES
+        )
         self.hub = Hub.current()
         allowed, auth_error = await self.open_connection()
         await self.accept(self.accepted_subprotocol())
         if not allowed:
             if auth_error is not None:
-                await self.send_message(protocol.error("authorize", auth_error))
+                # Written directly: the outbox would let the close overtake it.
+                error = protocol.error("authorize", auth_error)
+                await self._write(protocol.encode(error))
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
             return
         refused = await self.join_groups()
@@ -81,15 +91,30 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for task in list(getattr(self, "_tasks", ())):
             task.cancel()
+        if hasattr(self, "outbox"):
+            self.outbox.close()
         if hasattr(self, "hub"):
             await self.hub.release(self)
 
     async def send_message(self, message: dict) -> None:
-        await self.send(text_data=protocol.encode(message))
+        self.outbox.put(protocol.encode(message))
 
     async def push_text(self, text: str) -> None:
         """Send a frame computed elsewhere (a push, a notification)."""
+        self.outbox.put(text)
+
+    async def _write(self, text: str) -> None:
         await self.send(text_data=text)
+
+    def _too_slow(self) -> None:
+        logger.warning("Closing %s: it stopped reading its socket", self.client_id)
+        asyncio.get_running_loop().create_task(self._close_slow())
+
+    async def _close_slow(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.hub.release(self)
+        await self.close(code=CLOSE_TOO_SLOW)
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
         frame, message = self.read_frame(text_data, bytes_data)
@@ -123,7 +148,7 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
             text = encode_reply(frame, exc=exc)
         else:
             text = encode_reply(frame, data)
-        await self.send(text_data=text)
+        self.outbox.put(text)
 
 
 async def _current_hub() -> Hub:
@@ -142,7 +167,24 @@ class SyncConsumer(ConnectionMixin, WebsocketConsumer):
         await super().__call__(scope, receive, send)
 
     async def push_text(self, text: str) -> None:
+        # Pushes go through a bounded outbox like the async consumer's; replies
+        # are written by this consumer's thread, which may wait for the socket.
+        if not hasattr(self, "outbox"):
+            self.outbox = Outbox(
+                self._write, self._too_slow, binding_settings.OUTGOING_BUFFER_BYTES
+            )
+        self.outbox.put(text)
+
+    async def _write(self, text: str) -> None:
         await self._asgi_send({"type": "websocket.send", "text": text})
+
+    def _too_slow(self) -> None:
+        logger.warning("Closing %s: it stopped reading its socket", self.client_id)
+        asyncio.get_running_loop().create_task(self._close_slow())
+
+    async def _close_slow(self) -> None:
+        await self.hub.release(self)
+        await self._asgi_send({"type": "websocket.close", "code": CLOSE_TOO_SLOW})
 
     def connect(self) -> None:
         self.hub = async_to_sync(_current_hub)()
@@ -158,6 +200,8 @@ class SyncConsumer(ConnectionMixin, WebsocketConsumer):
             self.send_message(message)
 
     def disconnect(self, code: int) -> None:
+        if hasattr(self, "outbox"):
+            self.outbox.closed = True
         if hasattr(self, "hub"):
             async_to_sync(self.hub.release)(self)
 

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FRAME_BYTES": 1024 * 1024,
     "THROTTLE_RATES": None,
     "MAX_CONCURRENT_REQUESTS": 16,
+    "OUTGOING_BUFFER_BYTES": 2 * 1024 * 1024,
     "CLIENT_NOTIFICATIONS": False,
     "CONNECTION_PERMISSION_CLASS": "channels_binding.permissions.ConnectionPermission",
     "DEFAULT_FIELDS_EXCLUDE": ["password"],

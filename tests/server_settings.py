@@ -29,3 +29,9 @@ if os.environ.get("CB_REDIS_URL"):
             },
         }
     }
+
+if os.environ.get("CB_OUTGOING_BUFFER_BYTES"):
+    CHANNELS_BINDING = {
+        **CHANNELS_BINDING,  # noqa: F405
+        "OUTGOING_BUFFER_BYTES": int(os.environ["CB_OUTGOING_BUFFER_BYTES"]),
+    }

@@ -69,22 +69,39 @@ def django_admin(env: dict, *args: str) -> str:
     return result.stdout
 
 
-@contextlib.contextmanager
 def daphne(env: dict, log_path: Path):
     """Yield the port of a daphne process serving tests.asgi:application."""
+    return asgi_server(env, log_path, "daphne")
+
+
+def uvicorn(env: dict, log_path: Path):
+    """Yield the port of a uvicorn process serving tests.asgi:application."""
+    return asgi_server(env, log_path, "uvicorn")
+
+
+def server_command(server: str, port: int) -> list[str]:
+    app = "tests.asgi:application"
+    if server == "uvicorn":
+        return [
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+        ]
+    return ["daphne", "-b", "127.0.0.1", "-p", str(port), app]
+
+
+@contextlib.contextmanager
+def asgi_server(env: dict, log_path: Path, server: str):
     port = free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "tests.asgi:application",
-            ],
+            [sys.executable, "-m", *server_command(server, port)],
             env=env,
             cwd=ROOT,
             stdout=log,
