@@ -269,6 +269,10 @@ class ConnectionMixin:
             )
         if "data" not in frame.data:
             raise ValidationError({"data": ["This field is required."]})
+        if _looks_like_a_server_event(payload):
+            raise ValidationError(
+                {"data": ["A relayed event must not look like a server event."]}
+            )
         permission = binding_settings.CONNECTION_PERMISSION_CLASS()
         for target in targets:
             allowed = await database_sync_to_async(permission.has_relay_permission)(
@@ -287,3 +291,20 @@ class ConnectionMixin:
         except ValueError as exc:
             raise ValidationError({"targets": [str(exc)]}) from None
         return {"sent": count}
+
+
+def _looks_like_a_server_event(payload: Any) -> bool:
+    """Whether relayed ``data`` names an event recipients would take for the
+    server's own: a binding's event (a push) or a connection-level one."""
+    from .registry import registry
+
+    if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
+        return False
+    base = payload["event"].partition("#")[0]
+    stream = base.rpartition(".")[0]
+    return (
+        base in ConnectionMixin.connection_events
+        or base == "pong"
+        or base in registry
+        or stream in registry
+    )

@@ -130,17 +130,23 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
             busy = Throttled(detail="Too many requests in progress: wait for replies.")
             await self.send_message(protocol.error(frame.event, busy, frame))
         else:
-            task = asyncio.create_task(self.answer(frame))
+            try:
+                # Made now, not when a slot frees: the request belongs to the
+                # identity the connection has when the frame is read.
+                binding = self.binding_for(frame)
+            except Exception as exc:
+                self.outbox.put(encode_reply(frame, exc=exc))
+                return
+            task = asyncio.create_task(self.answer(frame, binding))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def answer(self, frame: Frame) -> None:
+    async def answer(self, frame: Frame, binding: Any) -> None:
         async with self._slots:
-            await self._answer(frame)
+            await self._answer(frame, binding)
 
-    async def _answer(self, frame: Frame) -> None:
+    async def _answer(self, frame: Frame, binding: Any) -> None:
         try:
-            binding = self.binding_for(frame)
             if binding.needs_stream():
                 await self.hub.watch_stream(binding.stream, self)
             data = await binding.arun()

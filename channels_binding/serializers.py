@@ -33,7 +33,8 @@ def _build(model, fields, exclude, read_only_fields, default_exclude):
         meta["fields"] = list(fields)
     else:
         names = {f.name for f in model._meta.get_fields()}
-        dropped = [name for name in (exclude or default_exclude) if name in names]
+        excluded = default_exclude if exclude is None else exclude
+        dropped = [name for name in excluded if name in names]
         if dropped:
             meta["exclude"] = dropped
         else:

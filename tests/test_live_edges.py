@@ -200,3 +200,39 @@ def test_invalid_throttle_rates_fail_the_checks():
             assert "channels_binding.E003" in [m.id for m in run_checks()]
     with override_settings(CHANNELS_BINDING={**ROOT, "THROTTLE_RATES": "5/minute"}):
         assert "channels_binding.E003" not in [m.id for m in run_checks()]
+
+
+async def test_a_waiting_request_keeps_the_identity_it_was_sent_with(
+    communicator, edge_bindings, user
+):
+    from rest_framework.authtoken.models import Token
+
+    key = (await database_sync_to_async(Token.objects.create)(user=user)).key
+    Gate.release = asyncio.Event()
+    with override_settings(CHANNELS_BINDING={**ROOT, "MAX_CONCURRENT_REQUESTS": 1}):
+        async with communicator() as client:
+            await client.send_event("edges.wait", {}, request_id="busy")
+            await client.send_event("tools.whoami", {}, request_id="queued")
+            reply = await client.request("authorize", {"token": key})
+            assert reply["data"]["user_id"] == user.pk
+            Gate.release.set()
+            frames = [await client.receive_json_from() for _ in range(3)]
+    by_id = {frame.get("request_id"): frame for frame in frames + client.pushes}
+    assert by_id["queued"]["data"]["user_id"] is None  # sent while anonymous
+    assert by_id["busy"]["data"] == {"ok": True}
+
+
+async def test_an_empty_exclude_publishes_every_field(communicator, user):
+    from django.contrib.auth import get_user_model
+
+    class AllOfThem(AsyncBinding):
+        model = get_user_model()
+        stream = "edges.users"
+        exclude = []
+
+    try:
+        async with communicator() as client:
+            reply = await client.request("edges.users.retrieve", {"id": user.pk})
+        assert "password" in reply["data"]  # asked for explicitly
+    finally:
+        registry.unregister("edges.users")

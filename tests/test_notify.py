@@ -258,3 +258,30 @@ async def test_token_user_gets_notifications(user):
             "event": "notify",
             "data": {"ok": True},
         }
+
+
+@pytest.mark.parametrize(
+    "event", ["shop.Product.delete", "shop.Product.retrieve#x", "connection", "pong"]
+)
+async def test_a_relay_cannot_imitate_a_server_event(user, other_user, event):
+    with RELAY_ON:
+        async with connect_as(user) as client:
+            reply = await client.request(
+                "notify.users",
+                {"targets": [other_user.pk], "data": {"event": event, "data": {}}},
+            )
+            assert reply["error"]["status"] == 400
+
+
+async def test_a_relay_may_name_its_own_event(user, other_user):
+    with RELAY_ON:
+        sender, receiver = connect_as(user), connect_as(other_user)
+        await open_all(sender, receiver)
+        reply = await sender.request(
+            "notify.users",
+            {"targets": [other_user.pk], "data": {"event": "chat.message", "data": 1}},
+        )
+        assert reply["data"] == {"sent": 1}
+        frame = await receiver.receive_json_from()
+        assert (frame["event"], frame["data"]) == ("chat.message", 1)
+        await close_all(sender, receiver)
