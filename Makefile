@@ -7,6 +7,10 @@ PYTHON ?= python3
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# `make demo REDIS=1`: start a redis-server on REDIS_PORT (a free one by default)
+# and serve the demo over channels_redis instead of the in-memory channel layer.
+REDIS ?=
+REDIS_PORT ?=
 
 BIN = $(abspath $(VENV))/bin
 # Reinstall only when setup.py (the dependency list) changes.
@@ -16,6 +20,7 @@ LINT_PATHS = channels_binding tests demo
 # Debian packages the test suite needs, as "command:package": the command that must
 # be on PATH, and the package that provides it. Add one `SYSTEM_DEPS +=` line each.
 SYSTEM_DEPS := redis-server:redis-server
+SYSTEM_DEPS += chromium:chromium
 
 SYSTEM_PACKAGES = $(foreach dep,$(SYSTEM_DEPS),$(lastword $(subst :, ,$(dep))))
 
@@ -24,6 +29,7 @@ SYSTEM_PACKAGES = $(foreach dep,$(SYSTEM_DEPS),$(lastword $(subst :, ,$(dep))))
 
 help:
 	@echo "make demo         serve the demo on http://$(HOST):$(PORT)/ (PORT=... to change)"
+	@echo "make demo REDIS=1 the same over channels_redis, with a redis-server it starts"
 	@echo "make test         lint, then run the test suite"
 	@echo "make lint         ruff check and ruff format --check"
 	@echo "make docs         build the documentation (warnings are errors)"
@@ -79,8 +85,31 @@ test-js:
 demo: venv
 	cd demo && $(BIN)/python manage.py migrate --noinput
 	cd demo && $(BIN)/python manage.py seed_demo
+ifeq ($(REDIS),)
 	@echo "Serving the demo on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
 	cd demo && exec $(BIN)/daphne -b $(HOST) -p $(PORT) demo_project.asgi:application
+else
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "error: redis-server is not on PATH; make demo REDIS=1 needs it." >&2; \
+		echo "Install it, e.g.: sudo apt-get install -y redis-server" >&2; \
+		exit 1; }
+	@port="$(REDIS_PORT)"; \
+	if [ -z "$$port" ]; then \
+		port=$$($(BIN)/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	fi; \
+	redis-server --port $$port --bind 127.0.0.1 --save "" --appendonly no --loglevel warning & \
+	redis_pid=$$!; \
+	trap 'kill $$redis_pid 2>/dev/null; wait $$redis_pid 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 50); do \
+		$(BIN)/python -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 0.2).close()' $$port 2>/dev/null && break; \
+		kill -0 $$redis_pid 2>/dev/null || { echo "error: redis-server did not start" >&2; exit 1; }; \
+		sleep 0.1; \
+	done; \
+	export CHANNELS_BINDING_REDIS_URL=redis://127.0.0.1:$$port/0; \
+	echo "redis-server on port $$port (CHANNELS_BINDING_REDIS_URL=$$CHANNELS_BINDING_REDIS_URL)"; \
+	echo "Serving the demo on http://$(HOST):$(PORT)/ over channels_redis (Ctrl-C to stop)"; \
+	cd demo && $(BIN)/daphne -b $(HOST) -p $(PORT) demo_project.asgi:application
+endif
 
 clean:
 	rm -rf build dist *.egg-info .pytest_cache .ruff_cache test-artifacts demo/db.sqlite3

@@ -40,6 +40,7 @@ setup(
             "djangorestframework-simplejwt>=5.3",
             "sphinx>=7",
             "uvicorn>=0.30",
+            "playwright>=1.45",
         ],
     },
     classifiers=[

@@ -1,4 +1,5 @@
-"""Real server processes for tests: daphne serving tests.asgi, and redis-server.
+"""Real server processes for tests: daphne serving tests.asgi (or the demo project),
+and redis-server.
 
 Every process listens on a free port of 127.0.0.1 and is stopped when its context
 manager exits.
@@ -79,8 +80,9 @@ def uvicorn(env: dict, log_path: Path):
     return asgi_server(env, log_path, "uvicorn")
 
 
-def server_command(server: str, port: int) -> list[str]:
-    app = "tests.asgi:application"
+def server_command(
+    server: str, port: int, app: str = "tests.asgi:application"
+) -> list[str]:
     if server == "uvicorn":
         return [
             "uvicorn",
@@ -97,13 +99,19 @@ def server_command(server: str, port: int) -> list[str]:
 
 
 @contextlib.contextmanager
-def asgi_server(env: dict, log_path: Path, server: str):
+def asgi_server(
+    env: dict,
+    log_path: Path,
+    server: str,
+    app: str = "tests.asgi:application",
+    cwd: Path = ROOT,
+):
     port = free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", *server_command(server, port)],
+            [sys.executable, "-m", *server_command(server, port, app)],
             env=env,
-            cwd=ROOT,
+            cwd=cwd,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -117,6 +125,43 @@ def asgi_server(env: dict, log_path: Path, server: str):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+DEMO_DIR = ROOT / "demo"
+
+
+def demo_env(db_path: Path, **extra: str) -> dict:
+    """The environment of the demo project (demo/) on its own SQLite database."""
+    env = dict(os.environ)
+    env.pop("CHANNELS_BINDING_REDIS_URL", None)
+    env.update(DJANGO_SETTINGS_MODULE="demo_project.settings", DEMO_DB=str(db_path))
+    env.update(extra)
+    return env
+
+
+def demo_manage(env: dict, *args: str) -> str:
+    """Run ``demo/manage.py <args>`` in a separate process; return its output."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        env=env,
+        cwd=DEMO_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def demo_server(env: dict, log_path: Path):
+    """Yield the port of a daphne process serving the demo project.
+
+    Run ``migrate`` and ``seed_demo`` first (see :func:`demo_manage`).
+    """
+    return asgi_server(
+        env, log_path, "daphne", app="demo_project.asgi:application", cwd=DEMO_DIR
+    )
 
 
 def start_redis(workdir: Path, port: int) -> subprocess.Popen:

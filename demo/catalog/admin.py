@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Category, Product
+from .models import Category, Note, Product
 
 
 @admin.register(Category)
@@ -16,3 +16,12 @@ class ProductAdmin(admin.ModelAdmin):
     list_editable = ["price", "in_stock"]
     list_filter = ["category", "in_stock"]
     search_fields = ["name", "description"]
+
+
+@admin.register(Note)
+class NoteAdmin(admin.ModelAdmin):
+    # Pushed to the owner's windows only: the binding's get_queryset() decides.
+    list_display = ["text", "owner", "done", "created_at"]
+    list_editable = ["done"]
+    list_filter = ["owner", "done"]
+    search_fields = ["text"]

@@ -59,7 +59,8 @@ TEMPLATES = [
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": BASE_DIR / "db.sqlite3",
+        # DEMO_DB lets the browser tests run the demo on a database of their own.
+        "NAME": os.environ.get("DEMO_DB") or BASE_DIR / "db.sqlite3",
         # Persistent connections: opening a SQLite connection costs more than most
         # websocket requests. Channels closes stale ones in its database threads.
         "CONN_MAX_AGE": None,
@@ -92,6 +93,10 @@ CHANNELS_BINDING = {
     "DEFAULT_PAGE_SIZE": 25,
     "MAX_PAGE_SIZE": 100,
     "ANONYMOUS_CONNECTION_ALLOWED": True,
+    # The chat room and "notify a user" relay messages from the browser. The
+    # default ConnectionPermission lets signed-in users post to the channels they
+    # joined (?channel=lobby) and notify any user; anonymous clients never relay.
+    "CLIENT_NOTIFICATIONS": True,
 }
 
 AUTH_PASSWORD_VALIDATORS = []  # the demo users have one-word passwords

@@ -1,4 +1,4 @@
-"""Fill the demo database with a small catalog and a few users.
+"""Fill the demo database with a small catalog, a few users and their notes.
 
 Safe to run any number of times: existing rows are left as they are.
 """
@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from catalog.models import Category, Product
+from catalog.models import Category, Note, Product
 
 CATALOG = {
     "Books": [
@@ -54,9 +54,18 @@ CATALOG = {
 # (username, password, is_staff)
 USERS = [("alice", "demo", False), ("bob", "demo", False), ("admin", "admin", True)]
 
+# Private notes: each user sees only their own on the Notes page.
+NOTES = {
+    "alice": ["Order more Kenya Nyeri AA", "Call the roaster about the grinder"],
+    "bob": ["Restock paper filters", "Try the AeroPress recipe"],
+}
+
 
 class Command(BaseCommand):
-    help = "Create the demo catalog and the users alice/demo, bob/demo, admin/admin."
+    help = (
+        "Create the demo catalog, the users alice/demo, bob/demo, admin/admin and "
+        "a few private notes."
+    )
 
     @transaction.atomic
     def handle(self, *args, **options) -> None:
@@ -87,6 +96,8 @@ class Command(BaseCommand):
                 user.set_password(password)
                 user.save(update_fields=["password"])
             token, _ = Token.objects.get_or_create(user=user)
+            for text in NOTES.get(username, []):
+                Note.objects.get_or_create(owner=user, text=text)
             self.stdout.write(
                 f"user {username!r} (password {password!r}) token {token}"
             )
@@ -94,6 +105,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo data ready: {Category.objects.count()} categories, "
-                f"{Product.objects.count()} products ({created_products} new)."
+                f"{Product.objects.count()} products ({created_products} new), "
+                f"{Note.objects.count()} notes."
             )
         )
