@@ -33,6 +33,7 @@ setup(
             "pytest>=8",
             "pytest-django>=4.9",
             "pytest-asyncio>=0.24",
+            "hypothesis>=6.100",
             "websockets>=13",
             "ruff>=0.8",
             "channels-redis>=4.2",

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from .bindings import GenericBinding
 
 SCALARS = (str, int, float, bool, type(None))
+#: Integers a database column can hold (a signed 64-bit ``BigIntegerField``).
+#: Django catches larger ones only on some lookups of plain integer fields; on a
+#: foreign key or in ``__in`` the driver fails when the rows are read (SQLite:
+#: ``OverflowError``), so they are refused with the other bad values.
+INTEGER_RANGE = range(-(2**63), 2**63)
 MAX_SEARCH_TERMS = 16
 SEARCH_PREFIXES = {"^": "istartswith", "=": "iexact"}
 
@@ -69,6 +74,11 @@ def filter_queryset(binding: GenericBinding, queryset: QuerySet, filters: Any):
                 raise invalid(key, "A list is accepted only for __in and __range.")
         elif not isinstance(value, SCALARS):
             raise invalid(key, "Must be a string, number, boolean or null.")
+        if any(
+            isinstance(item, int) and item not in INTEGER_RANGE
+            for item in (value if isinstance(value, list) else [value])
+        ):
+            raise invalid(key, "Number out of range.")
         try:
             queryset = queryset.filter(**{key: value})
         except (ValueError, TypeError, DjangoValidationError, FieldError):
@@ -102,11 +112,12 @@ def ordering_terms(binding: GenericBinding, ordering: Any) -> list[str]:
         raise invalid("ordering", "Must be a field name or a list of field names.")
     allowed = set(binding.ordering_fields or ())
     for term in terms:
-        if term.lstrip("-") not in allowed:
+        # One "-" at most: the ORM reads "--name" as the field "-name" (a 500).
+        name = term[1:] if term.startswith("-") else term
+        if name not in allowed:
             names = ", ".join(sorted(allowed)) or "none"
             raise invalid(
-                "ordering",
-                f"Ordering by {term.lstrip('-')!r} is not allowed. Allowed: {names}.",
+                "ordering", f"Ordering by {name!r} is not allowed. Allowed: {names}."
             )
     return terms
 

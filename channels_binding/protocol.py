@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,16 @@ from rest_framework.utils.encoders import JSONEncoder
 from .exceptions import FrameTooLarge, ParseError, error_payload
 
 _encoder = JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ascii_encoder = JSONEncoder(ensure_ascii=True, separators=(",", ":"))
+
+#: A UTF-16 surrogate code point. JSON's ``\uD800`` escapes can spell one alone,
+#: but UTF-8 cannot: no text frame, database string or log line can hold it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+LONE_SURROGATE = (
+    "Strings must be valid Unicode: a lone surrogate escape (\\ud800 to "
+    "\\udfff) is not allowed."
+)
 
 NO_DATA: dict[str, Any] = {}
 
@@ -103,7 +114,33 @@ def parse_frame(text: str | None, bytes_data: bytes | None = None, *, max_bytes:
         data = NO_DATA
     if not isinstance(data, dict):
         raise BadFrame(ParseError('"data" must be a JSON object.'), event, obj)
+    if has_lone_surrogate(text, obj):
+        raise BadFrame(ParseError(LONE_SURROGATE), event, obj)
     return Frame(event, data, obj.get("request_id"), "request_id" in obj)
+
+
+def has_lone_surrogate(text: str, value: Any) -> bool:
+    """Whether ``value``, parsed from the JSON ``text``, holds a string with a lone
+    surrogate. Such a string would fail later, wherever it is encoded as UTF-8 (a
+    database query, a reply echoing it): it is refused at the door instead. Only
+    a text with a surrogate escape (or, from in-process callers, a raw surrogate)
+    is searched."""
+    if not text.isascii() and _SURROGATE.search(text):
+        return True
+    if not _SURROGATE_ESCAPE.search(text):
+        return False
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def reply(event: str | None, data: Any, frame: Frame | dict | None = None) -> dict:
@@ -128,6 +165,12 @@ def _echo_request_id(message: dict, frame: Frame | dict | None) -> None:
         message["request_id"] = frame["request_id"]
 
 
-def encode(message: dict) -> str:
-    """JSON text of a frame; understands dates, decimals, UUIDs and lazy strings."""
-    return _encoder.encode(message)
+def encode(message: Any) -> str:
+    """JSON text of a frame; understands dates, decimals, UUIDs and lazy strings.
+
+    The text is always valid UTF-8: a lone surrogate (echoed from a refused frame,
+    or returned by a handler) is sent as its ``\\uXXXX`` escape."""
+    text = _encoder.encode(message)
+    if not text.isascii() and _SURROGATE.search(text):
+        return _ascii_encoder.encode(message)
+    return text

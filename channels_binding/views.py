@@ -67,22 +67,25 @@ def http_authentication_classes() -> list[type]:
 
 def load_body(raw: bytes) -> dict[str, Any]:
     """A request body as ``data``: a JSON object, read with the websocket's rules
-    (no ``NaN``, no infinite numbers, at most ``MAX_FRAME_BYTES``). An empty body
-    (or ``null``) is ``{}``."""
+    (no ``NaN``, no infinite numbers, no lone surrogates, at most
+    ``MAX_FRAME_BYTES``). An empty body (or ``null``) is ``{}``."""
     max_bytes = binding_settings.MAX_FRAME_BYTES
     if len(raw) > max_bytes:
         raise FrameTooLarge(f"Body larger than {max_bytes} bytes.")
     if not raw.strip():
         return {}
     try:
+        text = raw.decode("utf-8")
         value = json.loads(
-            raw.decode("utf-8"),
+            text,
             # The same number and constant rules as protocol.parse_frame.
             parse_float=protocol._finite_float,
             parse_constant=protocol._no_constant,
         )
     except (ValueError, RecursionError):
         raise ParseError("Body is not valid JSON.") from None
+    if protocol.has_lone_surrogate(text, value):
+        raise ParseError(protocol.LONE_SURROGATE)
     if value is None:
         return {}
     if not isinstance(value, dict):
