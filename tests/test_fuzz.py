@@ -7,8 +7,9 @@ action (custom ones and hashes included). Every frame must be answered exactly o
 with data or an error frame whose status and code the protocol allows (a 500 only
 from ``shop.Product.boom``, whose job is to raise); no reply may leak a traceback,
 SQL or a path, or be unsendable as a websocket text frame (not UTF-8); the socket
-stays open; and the server's memory is the same after the second half of the run as
-after the first.
+stays open; and what the server holds for the connection is the same after the
+second half of the run as after the first (see the main test for how memory is
+measured).
 
 How replies are matched: a frame that is a JSON object gets a unique ``request_id``
 (of a JSON type the generator picks) and is sent in a batch; the batch is done when
