@@ -15,7 +15,7 @@ REDIS_PORT ?=
 BIN = $(abspath $(VENV))/bin
 # Reinstall only when setup.py (the dependency list) changes.
 STAMP = $(VENV)/.channels-binding-installed
-LINT_PATHS = channels_binding tests demo
+LINT_PATHS = channels_binding tests demo bench
 
 # Debian packages the test suite needs, as "command:package": the command that must
 # be on PATH, and the package that provides it. Add one `SYSTEM_DEPS +=` line each.
@@ -25,7 +25,7 @@ SYSTEM_DEPS += chromium:chromium
 SYSTEM_PACKAGES = $(foreach dep,$(SYSTEM_DEPS),$(lastword $(subst :, ,$(dep))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps lint docs test test-js demo clean distclean
+.PHONY: help venv system-deps lint docs test test-js demo bench clean distclean
 
 help:
 	@echo "make demo         serve the demo on http://$(HOST):$(PORT)/ (PORT=... to change)"
@@ -33,6 +33,7 @@ help:
 	@echo "make test         lint, then run the test suite"
 	@echo "make lint         ruff check and ruff format --check"
 	@echo "make docs         build the documentation (warnings are errors)"
+	@echo "make bench        benchmark against Channels and DCRF (~7 min; docs/benchmarks.rst)"
 	@echo "make venv         create $(VENV) and install the package with its test extras"
 	@echo "make system-deps  install missing Debian packages: $(SYSTEM_PACKAGES)"
 	@echo "make clean        remove caches, build files and the demo database"
@@ -81,6 +82,18 @@ test-js:
 		echo "error: node $$(node --version) is too old; the JavaScript client's tests need 20.19 or later." >&2; \
 		exit 1; }
 	node --test tests/js/
+
+# The benchmark (docs/benchmarks.rst): real servers on 127.0.0.1, under 10 minutes.
+# Its comparison libraries are a separate extra, installed once per setup.py.
+BENCH_STAMP = $(VENV)/.channels-binding-bench-installed
+BENCH_ARGS ?=
+
+bench: venv system-deps $(BENCH_STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+$(BENCH_STAMP): setup.py $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $@
 
 demo: venv
 	cd demo && $(BIN)/python manage.py migrate --noinput

@@ -43,6 +43,13 @@ setup(
             "uvicorn>=0.30",
             "playwright>=1.45",
         ],
+        # make bench: the comparison servers and the load client.
+        "bench": [
+            "djangochannelsrestframework>=1.3",
+            "channels-redis>=4.2",
+            "uvicorn>=0.30",
+            "websockets>=13",
+        ],
     },
     classifiers=[
         "Framework :: Django",

@@ -1,0 +1,1 @@
+"""The channels-binding benchmark: ``make bench`` (see docs/benchmarks.rst)."""

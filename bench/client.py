@@ -1,0 +1,320 @@
+"""The load client: ``python -m bench.client <case> <json options>``.
+
+Runs in a process of its own (the servers under test run in theirs), talks to them
+on 127.0.0.1 with ``websockets``, and prints one JSON object of raw
+measurements on stdout for :mod:`bench.run` to aggregate. Every loop stops after a
+bounded count and a bounded time.
+
+Cases:
+
+``retrieve``  closed-loop request/reply on ``conns`` connections: each sends a
+              retrieve, waits for its reply, sends the next. Per target and
+              repetition: replies per second, and the p50 and p99 latencies.
+``fanout``    ``sizes`` watchers of one product; a change is saved through
+              ``GET /bench/change/`` and the client waits until every watcher got
+              it. Per change: seconds from just before ``save()`` (a timestamp the
+              server returns) to the first and the last delivery, and the queries
+              the server ran for it (``/bench/queries/`` before and after, less
+              the saving view's own).
+``idle``      the RSS of the server process (``pid``) before and after opening
+              ``conns`` idle connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import resource
+import sys
+import time
+import urllib.request
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+STREAM = "catalog.Product"
+PKS = 50  # retrieves cycle over products 1..PKS
+CONNECT_CONCURRENCY = 50
+CONNECT_TIMEOUT = 20.0
+REPLY_TIMEOUT = 20.0
+CHANGE_TIMEOUT = 60.0
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# -- frames of each protocol ------------------------------------------------------
+
+
+def retrieve_frame(proto: str, pk: int, request_id: int) -> str:
+    if proto == "dcrf":
+        return json.dumps({"action": "retrieve", "pk": pk, "request_id": request_id})
+    event = f"{STREAM}.retrieve"
+    return json.dumps({"event": event, "data": {"id": pk}, "request_id": request_id})
+
+
+def is_error(proto: str, reply: dict) -> bool:
+    if proto == "dcrf":
+        return bool(reply.get("errors")) or reply.get("response_status", 200) >= 400
+    return "error" in reply
+
+
+SUBSCRIBE = {
+    "binding": {"event": f"{STREAM}.subscribe", "data": {"id": 1}},
+    "dcrf_observer": {"action": "subscribe_to_product_activity"},
+    "dcrf_instance": {"action": "subscribe_instance", "pk": 1},
+}
+
+
+def is_push(proto: str, frame: dict, value: int) -> bool:
+    """Whether ``frame`` delivers the change that set quantity to ``value``."""
+    if proto.startswith("dcrf"):
+        ok = frame.get("action") == "update" and frame.get("response_status") == 200
+    else:
+        ok = frame.get("event") == f"{STREAM}.retrieve" and "request_id" not in frame
+    data = frame.get("data")
+    return ok and isinstance(data, dict) and data.get("quantity") == value
+
+
+# -- connections ------------------------------------------------------------------
+
+
+async def open_socket(url: str, proto: str):
+    ws = await asyncio.wait_for(
+        connect(url, compression=None, ping_interval=None, max_size=2**22),
+        CONNECT_TIMEOUT,
+    )
+    if proto == "binding":
+        # The greeting (``connection``) comes first: the connection is set up.
+        greeting = json.loads(await asyncio.wait_for(ws.recv(), CONNECT_TIMEOUT))
+        assert greeting.get("event") == "connection", greeting
+    return ws
+
+
+async def open_sockets(url: str, proto: str, count: int) -> list:
+    limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def one():
+        async with limit:
+            return await open_socket(url, proto)
+
+    return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+async def close_sockets(sockets: list) -> None:
+    await asyncio.gather(
+        *(asyncio.wait_for(ws.close(), 5) for ws in sockets), return_exceptions=True
+    )
+
+
+async def request(ws, proto: str, frame: str, request_id: Any) -> dict:
+    """Send ``frame`` and return the reply carrying ``request_id``."""
+    await ws.send(frame)
+    deadline = time.monotonic() + REPLY_TIMEOUT
+    while True:
+        text = await asyncio.wait_for(ws.recv(), max(deadline - time.monotonic(), 0))
+        reply = json.loads(text)
+        if reply.get("request_id") == request_id:
+            if is_error(proto, reply):
+                raise RuntimeError(f"error reply: {text[:300]}")
+            return reply
+
+
+def http_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return json.loads(response.read())
+
+
+# -- retrieve ---------------------------------------------------------------------
+
+
+async def closed_loop(sockets, proto, seconds, max_requests, ids):
+    """Every socket sends a retrieve, waits for its reply, and again, until
+    ``seconds`` have passed or ``max_requests`` were sent in all. Returns
+    ``(replies, latencies, elapsed seconds)``."""
+    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    budget = itertools.count()
+
+    async def worker(ws, offset):
+        n = offset
+        while time.monotonic() < deadline and next(budget) < max_requests:
+            request_id = next(ids)
+            frame = retrieve_frame(proto, n % PKS + 1, request_id)
+            n += 1
+            started = time.perf_counter()
+            await request(ws, proto, frame, request_id)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker(ws, i) for i, ws in enumerate(sockets)))
+    return len(latencies), latencies, time.monotonic() - started
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+async def run_retrieve(opts: dict) -> dict:
+    """Measure every target in turn, ``reps`` rounds, starting each round with the
+    next target: a change in the machine's load then hits every target alike."""
+    targets, conns, seconds = opts["targets"], opts["conns"], opts["seconds"]
+    max_requests = opts.get("max_requests", 200_000)
+    ids = itertools.count(1)
+    results: dict[str, list] = {target["name"]: [] for target in targets}
+    for rep in range(opts["reps"]):
+        for target in targets[rep % len(targets) :] + targets[: rep % len(targets)]:
+            proto = target["proto"]
+            sockets = await open_sockets(target["url"], proto, conns)
+            try:
+                await closed_loop(sockets, proto, opts["warmup"], max_requests, ids)
+                count, latencies, elapsed = await closed_loop(
+                    sockets, proto, seconds, max_requests, ids
+                )
+            finally:
+                await close_sockets(sockets)
+            results[target["name"]].append(
+                {
+                    "rate": count / elapsed,
+                    "p50_ms": 1000 * percentile(latencies, 0.50),
+                    "p99_ms": 1000 * percentile(latencies, 0.99),
+                    "count": count,
+                }
+            )
+    return results
+
+
+# -- fan-out ----------------------------------------------------------------------
+
+
+class Watchers:
+    """Sockets watching product 1, each read by a task of its own that notes when
+    the change it waits for arrives."""
+
+    def __init__(self, url: str, proto: str) -> None:
+        self.url, self.proto = url, proto
+        self.sockets: list = []
+        self.tasks: list[asyncio.Task] = []
+        self.value: int | None = None
+        self.times: list[float] = []
+        self.done = asyncio.Event()
+        self.stray = 0
+
+    async def grow(self, total: int) -> None:
+        wanted = total - len(self.sockets)
+        limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+        async def one():
+            async with limit:
+                ws = await open_socket(self.url, self.proto)
+                if self.proto in SUBSCRIBE:
+                    frame = dict(SUBSCRIBE[self.proto], request_id="sub")
+                    await request(ws, self.proto, json.dumps(frame), "sub")
+                return ws
+
+        new = await asyncio.gather(*(one() for _ in range(wanted)))
+        for ws in new:
+            self.sockets.append(ws)
+            self.tasks.append(asyncio.create_task(self.read(ws)))
+
+    async def read(self, ws) -> None:
+        async for text in ws:
+            frame = json.loads(text)
+            if self.value is not None and is_push(self.proto, frame, self.value):
+                self.times.append(time.monotonic())
+                if len(self.times) == len(self.sockets):
+                    self.done.set()
+            else:
+                self.stray += 1
+
+    async def change(self, http: str, value: int) -> dict:
+        self.value, self.times = value, []
+        self.done = asyncio.Event()
+        before = await asyncio.to_thread(http_json, f"{http}/bench/queries/")
+        saved = await asyncio.to_thread(
+            http_json, f"{http}/bench/change/?pk=1&value={value}"
+        )
+        try:
+            await asyncio.wait_for(self.done.wait(), CHANGE_TIMEOUT)
+        except TimeoutError:
+            raise RuntimeError(
+                f"{len(self.times)} of {len(self.sockets)} watchers got the change "
+                f"within {CHANGE_TIMEOUT} s"
+            ) from None
+        # Let the server finish what it does after the last delivery, then count.
+        await asyncio.sleep(0.2)
+        after = await asyncio.to_thread(http_json, f"{http}/bench/queries/")
+        self.value = None
+        return {
+            "first": min(self.times) - saved["t_save"],
+            "last": max(self.times) - saved["t_save"],
+            "queries": after["queries"] - before["queries"] - saved["queries"],
+        }
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await close_sockets(self.sockets)
+
+
+async def run_fanout(opts: dict) -> dict:
+    watchers = Watchers(opts["url"], opts["proto"])
+    values = itertools.count(int(time.time()) % 1_000_000 * 1000)
+    results: dict[str, list] = {}
+    try:
+        for size in opts["sizes"]:
+            await watchers.grow(size)
+            await asyncio.sleep(0.5)  # let the server settle after the connects
+            await watchers.change(opts["http"], next(values))  # warm-up
+            reps = opts["reps"].get(str(size), 3)
+            results[str(size)] = [
+                await watchers.change(opts["http"], next(values)) for _ in range(reps)
+            ]
+        return {"sizes": results, "stray_frames": watchers.stray}
+    finally:
+        await watchers.close()
+
+
+# -- idle memory ------------------------------------------------------------------
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+async def run_idle(opts: dict) -> dict:
+    url, proto, pid = opts["url"], opts["proto"], opts["pid"]
+    # Warm up: the first connections import and cache what every later one uses.
+    await close_sockets(await open_sockets(url, proto, 50))
+    await asyncio.sleep(1.0)
+    base = rss_kb(pid)
+    sockets = await open_sockets(url, proto, opts["conns"])
+    try:
+        await asyncio.sleep(1.5)
+        after = rss_kb(pid)
+    finally:
+        await close_sockets(sockets)
+    return {"base_kb": base, "after_kb": after, "conns": len(sockets)}
+
+
+CASES = {"retrieve": run_retrieve, "fanout": run_fanout, "idle": run_idle}
+
+
+def main() -> None:
+    raise_fd_limit()
+    case, opts = sys.argv[1], json.loads(sys.argv[2])
+    result = asyncio.run(asyncio.wait_for(CASES[case](opts), opts["timeout"]))
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
