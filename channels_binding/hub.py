@@ -34,6 +34,7 @@ from .groups import stream_group
 from .live import CHANGE_MESSAGE
 from .notify import DIRECT_MESSAGE, GROUP_MESSAGE
 from .pushes import compute_pushes
+from .settings import binding_settings
 from .subscriptions import Subscription, SubscriptionIndex
 
 logger = logging.getLogger("channels_binding")
@@ -147,7 +148,7 @@ class Hub:
             return False
 
     def add(self, subscription: Subscription) -> tuple[Subscription, bool]:
-        return self.index.add(subscription)
+        return self.index.add(subscription, binding_settings.MAX_SUBSCRIPTIONS)
 
     # -- lifecycle ---------------------------------------------------------------
 

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "THROTTLE_RATES": None,
     "MAX_CONCURRENT_REQUESTS": 16,
     "OUTGOING_BUFFER_BYTES": 2 * 1024 * 1024,
+    "MAX_SUBSCRIPTIONS": 1000,
     "CLIENT_NOTIFICATIONS": False,
     "CONNECTION_PERMISSION_CLASS": "channels_binding.permissions.ConnectionPermission",
     "DEFAULT_FIELDS_EXCLUDE": ["password"],

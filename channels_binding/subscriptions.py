@@ -20,6 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from rest_framework.exceptions import Throttled
+
 
 def pk_key(pk: Any) -> str:
     """One spelling for a primary key, whether it came as ``5`` or ``"5"``."""
@@ -77,11 +79,14 @@ class SubscriptionIndex:
         # worker thread must not subscribe them again.
         self._released: weakref.WeakSet = weakref.WeakSet()
 
-    def add(self, subscription: Subscription) -> tuple[Subscription, bool]:
+    def add(
+        self, subscription: Subscription, limit: int | None = None
+    ) -> tuple[Subscription, bool]:
         """Add, or return the identical subscription the consumer already has.
 
         Returns ``(subscription, created)``. A replaceable collection subscription
-        replaces the consumer's replaceable one with the same stream and hash.
+        replaces the consumer's replaceable one with the same stream and hash. A
+        consumer that already has ``limit`` subscriptions gets ``Throttled``.
         """
         with self._lock:
             if subscription.consumer in self._released:
@@ -100,6 +105,11 @@ class SubscriptionIndex:
                         and old.hash == subscription.hash
                     ):
                         self._unindex(mine.pop(key))
+            if limit is not None and len(mine) >= limit:
+                raise Throttled(
+                    detail=f"Too many subscriptions ({limit}) on this connection: "
+                    "unsubscribe from some first."
+                )
             mine[subscription.key] = subscription
             if subscription.is_object:
                 by_pk = self._objects[subscription.stream]

@@ -236,3 +236,38 @@ async def test_an_empty_exclude_publishes_every_field(communicator, user):
         assert "password" in reply["data"]  # asked for explicitly
     finally:
         registry.unregister("edges.users")
+
+
+async def test_subscriptions_per_connection_are_bounded(communicator):
+    products = [
+        await orm(Product.objects.create, name=f"p{i}", price=1) for i in range(3)
+    ]
+    with override_settings(CHANNELS_BINDING={**ROOT, "MAX_SUBSCRIPTIONS": 2}):
+        async with communicator() as client:
+            for product in products[:2]:
+                reply = await client.request(
+                    "shop.Product.subscribe", {"id": product.pk}
+                )
+                assert reply["data"] == {"subscribed": True}
+            # the same subscription again is not a new one
+            reply = await client.request(
+                "shop.Product.retrieve", {"id": products[0].pk}
+            )
+            assert reply["data"]["id"] == products[0].pk
+            reply = await client.request(
+                "shop.Product.subscribe", {"id": products[2].pk}
+            )
+            assert reply["error"]["status"] == 429
+            assert "Too many subscriptions (2)" in reply["error"]["detail"]
+            # a refused watch is not half-made: no push for it
+            await orm(lambda: Product.objects.get(pk=products[2].pk).save())
+            await client.request("shop.Product.unsubscribe", {"id": products[0].pk})
+            reply = await client.request(
+                "shop.Product.subscribe", {"id": products[2].pk}
+            )
+            assert reply["data"] == {"subscribed": True}
+            await orm(lambda: Product.objects.get(pk=products[2].pk).save())
+            push = await next_push(client)
+            assert push["data"]["id"] == products[2].pk
+            assert await client.receive_nothing(0.2)
+            assert client.pushes == []
