@@ -32,7 +32,7 @@ from .exceptions import (
 )
 from .groups import ALL, channel_group, user_group
 from .permissions import CHANNEL_NAME
-from .protocol import BadFrame, Event, Frame
+from .protocol import BadFrame, Frame
 from .request import BindingRequest
 from .settings import binding_settings
 from .throttling import ConnectionThrottle
@@ -173,18 +173,8 @@ class ConnectionMixin:
         return messages
 
     def binding_for(self, frame: Frame) -> GenericBinding:
-        event = Event.parse(frame.event)
-        request = BindingRequest(
-            event=frame.event,
-            stream=event.stream,
-            action=event.action,
-            hash=event.hash,
-            data=frame.data,
-            request_id=frame.request_id,
-            user=self.user,
-            auth=self.auth,
-            transport="websocket",
-            connection=self,
+        request = BindingRequest.from_frame(
+            frame, user=self.user, auth=self.auth, connection=self
         )
         return GenericBinding.for_request(request)
 

@@ -83,6 +83,12 @@ class BadFrame(Exception):
         self.frame = frame
 
 
+def loads(text: str) -> Any:
+    """JSON text as the protocol reads it: no ``NaN``/``Infinity``, no number
+    that overflows a float. Raises ``ValueError`` or ``RecursionError``."""
+    return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+
+
 def parse_frame(text: str | None, bytes_data: bytes | None = None, *, max_bytes: int):
     """Parse one websocket message into a :class:`Frame`, or raise :class:`BadFrame`.
 
@@ -101,7 +107,7 @@ def parse_frame(text: str | None, bytes_data: bytes | None = None, *, max_bytes:
     ):
         raise BadFrame(FrameTooLarge(f"Frame larger than {max_bytes} bytes."))
     try:
-        obj = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+        obj = loads(text)
     except (ValueError, RecursionError):
         raise BadFrame(ParseError("Frame is not valid JSON.")) from None
     if not isinstance(obj, dict):

@@ -56,6 +56,23 @@ class BindingRequest:
         self.connection = connection
         self._request = http_request
 
+    @classmethod
+    def from_frame(cls, frame: Any, **kwargs: Any) -> BindingRequest:
+        """The request for a parsed client frame (``protocol.Frame``); ``kwargs``
+        say who sent it and how (``user``, ``auth``, ``transport``, ...)."""
+        from .protocol import Event
+
+        event = Event.parse(frame.event)
+        return cls(
+            event=frame.event,
+            stream=event.stream,
+            action=event.action,
+            hash=event.hash,
+            data=frame.data,
+            request_id=frame.request_id,
+            **kwargs,
+        )
+
     @property
     def query_params(self) -> dict[str, Any]:
         return self.data

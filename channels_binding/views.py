@@ -18,7 +18,6 @@ Routes (see ``channels_binding.urls``):
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -34,7 +33,7 @@ from . import protocol
 from .bindings import GenericBinding
 from .connection import ConnectionMixin
 from .exceptions import FrameTooLarge, ParseError, ServerError, UnknownEvent
-from .protocol import BadFrame, Event, Frame
+from .protocol import BadFrame, Frame
 from .registry import registry
 from .request import BindingRequest
 from .settings import binding_settings
@@ -76,12 +75,7 @@ def load_body(raw: bytes) -> dict[str, Any]:
         return {}
     try:
         text = raw.decode("utf-8")
-        value = json.loads(
-            text,
-            # The same number and constant rules as protocol.parse_frame.
-            parse_float=protocol._finite_float,
-            parse_constant=protocol._no_constant,
-        )
+        value = protocol.loads(text)  # the same rules as a websocket frame
     except (ValueError, RecursionError):
         raise ParseError("Body is not valid JSON.") from None
     if protocol.has_lone_surrogate(text, value):
@@ -139,19 +133,12 @@ class BindingAPIView(APIView):
         self.perform_authentication(request)
         self.check_permissions(request)
         self.check_throttles(request)
-        event = Event.parse(frame.event)
-        binding_request = BindingRequest(
-            event=frame.event,
-            stream=event.stream,
-            action=event.action,
-            hash=event.hash,
-            data=frame.data,
-            request_id=frame.request_id,
+        binding_request = BindingRequest.from_frame(
+            frame,
             user=request.user,
             auth=request.auth,
             method=method,
             transport="http",
-            connection=None,
             http_request=request,
         )
         data = GenericBinding.for_request(binding_request).run()
