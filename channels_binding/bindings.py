@@ -23,6 +23,7 @@ from django.http import Http404
 from rest_framework.serializers import BaseSerializer
 
 from . import filters, mixins, pagination
+from .batching import Batcher
 from .exceptions import (
     ActionNotAllowed,
     NotAuthenticated,
@@ -33,7 +34,7 @@ from .exceptions import (
 )
 from .registry import registry
 from .request import BindingRequest
-from .serializers import model_serializer_class, related_lookups
+from .serializers import model_serializer_class, related_lookups, reuse_fields
 from .settings import binding_settings
 from .watching import QUERY_ACTIONS, LiveMixin
 
@@ -182,6 +183,10 @@ class GenericBinding(LiveMixin):
     def run(self) -> Any:
         """Answer the request synchronously (for sync transports and worker threads)."""
         self.initial()
+        return self.run_handler()
+
+    def run_handler(self) -> Any:
+        """Call the handler, once :meth:`initial` has admitted the request."""
         if inspect.iscoroutinefunction(self.handler):
             return async_to_sync(self.handler)(self.request)
         return self.handler(self.request)
@@ -189,14 +194,15 @@ class GenericBinding(LiveMixin):
     async def arun(self) -> Any:
         """Answer the request from the event loop.
 
-        Built-in actions and plain ``def`` handlers run in one worker-thread hop,
-        permission checks included; an ``async def`` handler runs on the loop after
-        the permission checks.
+        Built-in actions and plain ``def`` handlers run in a worker thread,
+        permission checks included, in one hop shared with the other requests
+        waiting for the database thread at that moment (see :mod:`.batching`); an
+        ``async def`` handler runs on the loop after the permission checks.
         """
         if inspect.iscoroutinefunction(self.handler):
             await database_sync_to_async(self.initial)()
             return await self.handler(self.request)
-        return await database_sync_to_async(self.run)()
+        return await Batcher.current().run(self)
 
     def initial(self) -> None:
         """Runs before the handler: resolve the HTTP-like method, check permissions."""
@@ -278,7 +284,11 @@ class GenericBinding(LiveMixin):
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer:
         kwargs.setdefault("context", self.get_serializer_context())
-        return self.get_serializer_class()(*args, **kwargs)
+        serializer = self.get_serializer_class()(*args, **kwargs)
+        if args and "data" not in kwargs and not kwargs.get("many"):
+            # Reading one object: its fields need not be built again.
+            reuse_fields(serializer)
+        return serializer
 
     def get_lookup_value(self) -> Any:
         """The primary key named by ``data["id"]``, else by the event's hash."""
@@ -295,20 +305,44 @@ class GenericBinding(LiveMixin):
 
     def get_object(self) -> models.Model:
         """The object named by the request, if this request may see it."""
-        queryset = self.get_queryset()
-        try:
-            obj = queryset.get(**{self.lookup_field: self.get_lookup_value()})
-        except (
-            queryset.model.DoesNotExist,
-            # A malformed key (a UUID field given "abc") is a not-found, not a 500.
-            DjangoValidationError,
-            ValueError,
-            TypeError,
-            Http404,
-        ):
-            raise NotFound() from None
+        if self.shared_objects is not None:
+            obj = self.shared_objects.get(self.shared_lookup())
+            if obj is None:
+                raise NotFound()
+        else:
+            queryset = self.get_queryset()
+            try:
+                obj = queryset.get(**{self.lookup_field: self.get_lookup_value()})
+            except (
+                queryset.model.DoesNotExist,
+                # A malformed key (a UUID given "abc") is a not-found, not a 500.
+                DjangoValidationError,
+                ValueError,
+                TypeError,
+                Http404,
+            ):
+                raise NotFound() from None
         self.check_object_permissions(obj)
         return obj
+
+    #: Objects read for several concurrent retrieves at once, by primary key:
+    #: set by :func:`.batching.share_reads` for :meth:`get_object`.
+    shared_objects: dict[Any, models.Model] | None = None
+
+    def can_share_reads(self) -> bool:
+        r"""Whether this request's object may be read in one query with other
+        requests' (concurrent ``retrieve``\ s by primary key of bindings with the
+        default :meth:`get_object`; their queryset is the one of the first
+        request with the same :meth:`get_visibility_key`)."""
+        return (
+            self.action == "retrieve"
+            and self.lookup_field in ("pk", self.model._meta.pk.name)
+            and type(self).get_object is GenericBinding.get_object
+        )
+
+    def shared_lookup(self) -> Any:
+        """The request's primary key as the model holds it (``"5"`` is ``5``)."""
+        return self.model._meta.pk.to_python(self.get_lookup_value())
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
         """Apply the request's ``filters``, ``query`` (search only) and ordering."""

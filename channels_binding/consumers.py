@@ -16,6 +16,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer, WebsocketConsumer
 
 from . import protocol
@@ -55,6 +56,21 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
     # No channel of its own: the process's hub is the only user of the channel
     # layer (see hub.py), so a layer outage cannot break the socket.
     channel_layer_alias = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if self.channel_layer_alias is not None:
+            return await super().__call__(scope, receive, send)
+        # Channels' loop also listens to a channel-layer channel, so it waits on a
+        # fresh task per message (``asyncio.wait``); this consumer has no channel
+        # (its hub listens for it) and reads its socket directly.
+        self.scope = scope
+        self.channel_layer = None
+        self.base_send = send
+        try:
+            while True:
+                await self.dispatch(await receive())
+        except StopConsumer:
+            pass
 
     async def dispatch(self, message: dict) -> None:
         # Channels awaits ``aclose_old_connections()`` (a thread hop) before every

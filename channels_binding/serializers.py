@@ -1,14 +1,18 @@
-"""Serializers built for bindings that declare none, and the related fields a
-serializer reads, so that lists fetch them in a constant number of queries."""
+"""Serializers built for bindings that declare none, the related fields a
+serializer reads (so that lists fetch them in a constant number of queries), and
+fields built once per serializer class for reading one object."""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from functools import cache
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
 from rest_framework import serializers
+from rest_framework.utils.serializer_helpers import BindingDict
 
 
 def model_serializer_class(
@@ -104,3 +108,90 @@ def _walk(serializer, model, prefix, in_prefetch, select, prefetch) -> None:
 def _pk_only(field: Any) -> bool:
     check = getattr(field, "use_pk_only_optimization", None)
     return bool(check and check())
+
+
+# -- fields built once -------------------------------------------------------------
+
+#: What a serializer class overrides if its fields may differ from one instance to
+#: the next (DRF's "dynamically modifying fields" recipe overrides ``__init__``).
+FIELD_BUILDERS = frozenset(
+    {
+        "__init__",
+        "fields",
+        "get_fields",
+        "get_field_names",
+        "get_default_field_names",
+        "get_extra_kwargs",
+        "include_extra_kwargs",
+        "get_uniqueness_extra_kwargs",
+        "build_field",
+        "build_standard_field",
+        "build_relational_field",
+        "build_nested_field",
+        "build_property_field",
+        "build_url_field",
+        "build_unknown_field",
+    }
+)
+
+_templates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_templates_lock = threading.Lock()
+
+
+def reuse_fields(serializer: serializers.BaseSerializer) -> None:
+    """Give ``serializer`` copies of fields built once for its class.
+
+    DRF's ``ModelSerializer`` builds its fields again for every instance, which is
+    most of the cost of serializing one object (see docs/benchmarks.rst). For a
+    serializer that only reads, the fields built for the first instance of its
+    class serve every later one, each copy bound to its new parent (so ``context``
+    is the new serializer's). Classes whose fields may depend on the instance (they
+    override a field-building method, see ``FIELD_BUILDERS``) and fields that hold
+    other fields (nested serializers, ``many`` relations, list and dict fields)
+    keep DRF's own behaviour.
+    """
+    template = _template(type(serializer))
+    if template is None or "fields" in serializer.__dict__:
+        return
+    fields = BindingDict(serializer)
+    for name, field in template.items():
+        copy = object.__new__(type(field))
+        copy.__dict__.update(field.__dict__)
+        copy.parent = serializer
+        fields.fields[name] = copy
+    serializer.__dict__["fields"] = fields
+
+
+def _template(cls: type) -> dict | None:
+    try:
+        return _templates[cls]
+    except KeyError:
+        pass
+    with _templates_lock:
+        if cls not in _templates:
+            _templates[cls] = _build_template(cls)
+        return _templates[cls]
+
+
+def _build_template(cls: type) -> dict | None:
+    if not issubclass(cls, serializers.Serializer) or _builds_own_fields(cls):
+        return None
+    try:
+        fields = dict(cls().fields)
+    except Exception:
+        return None
+    for field in fields.values():
+        if isinstance(field, serializers.BaseSerializer) or any(
+            hasattr(field, name) for name in ("child", "child_relation")
+        ):
+            return None
+    return fields
+
+
+def _builds_own_fields(cls: type) -> bool:
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("rest_framework."):
+            return False
+        if FIELD_BUILDERS.intersection(vars(klass)):
+            return True
+    return True
