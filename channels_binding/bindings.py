@@ -34,7 +34,7 @@ from .exceptions import (
 )
 from .registry import registry
 from .request import BindingRequest
-from .serializers import model_serializer_class, related_lookups, reuse_fields
+from .serializers import model_serializer_class, read_serializer, related_lookups
 from .settings import binding_settings
 from .watching import QUERY_ACTIONS, LiveMixin
 
@@ -284,11 +284,11 @@ class GenericBinding(LiveMixin):
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer:
         kwargs.setdefault("context", self.get_serializer_context())
-        serializer = self.get_serializer_class()(*args, **kwargs)
-        if args and "data" not in kwargs and not kwargs.get("many"):
+        serializer_class = self.get_serializer_class()
+        if len(args) == 1 and len(kwargs) == 1:
             # Reading one object: its fields need not be built again.
-            reuse_fields(serializer)
-        return serializer
+            return read_serializer(serializer_class, args[0], kwargs["context"])
+        return serializer_class(*args, **kwargs)
 
     def get_lookup_value(self) -> Any:
         """The primary key named by ``data["id"]``, else by the event's hash."""

@@ -170,7 +170,7 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
             text = encode_reply(frame, exc=exc)
         else:
             text = encode_reply(frame, data)
-        self.outbox.put(text)
+        await self.outbox.write(text)
 
 
 async def _current_hub() -> Hub:

@@ -50,6 +50,29 @@ class Outbox:
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._drain())
 
+    async def write(self, text: str) -> None:
+        """Write a frame from a task of the connection's own (a reply): at once if
+        nothing is waiting or being written, the caller waiting for the socket;
+        queued behind the others otherwise. Saves a writer task per reply."""
+        if self._writer is not None or self.closed:
+            self.put(text)
+            return
+        self._writer = asyncio.current_task()
+        self.size += len(text)
+        try:
+            await self._write(text)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.debug("Write to a closing socket failed", exc_info=True)
+            self.close()
+        finally:
+            self.size -= len(text)
+            self._writer = None
+            if self._frames and not self.closed:
+                # Frames put while this one was written.
+                self._writer = asyncio.get_running_loop().create_task(self._drain())
+
     async def _drain(self) -> None:
         try:
             while self._frames:

@@ -42,6 +42,10 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+# Made once: ``json.loads`` with hooks builds a decoder per call.
+_decoder = json.JSONDecoder(parse_float=_finite_float, parse_constant=_no_constant)
+
+
 @dataclass(frozen=True)
 class Frame:
     """One parsed client frame."""
@@ -86,6 +90,8 @@ class BadFrame(Exception):
 def loads(text: str) -> Any:
     """JSON text as the protocol reads it: no ``NaN``/``Infinity``, no number
     that overflows a float. Raises ``ValueError`` or ``RecursionError``."""
+    if isinstance(text, str):
+        return _decoder.decode(text)
     return json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
 
 

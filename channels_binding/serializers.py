@@ -151,10 +151,41 @@ def reuse_fields(serializer: serializers.BaseSerializer) -> None:
     keep DRF's own behaviour.
     """
     template = _template(type(serializer))
-    if template is None or "fields" in serializer.__dict__:
-        return
+    if template is not None and "fields" not in serializer.__dict__:
+        _give_fields(serializer, template)
+
+
+def read_serializer(
+    cls: type[serializers.BaseSerializer], instance: Any, context: dict
+) -> serializers.BaseSerializer:
+    """``cls(instance, context=context)``, made the quick way when the class
+    allows :func:`reuse_fields`: a copy of an instance made once, with copies of
+    its fields."""
+    template = _template(cls)
+    if template is None:
+        serializer = cls(instance, context=context)
+        return serializer
+    serializer = object.__new__(cls)
+    serializer.__dict__.update(template.state)
+    serializer.instance = instance
+    serializer._context = context
+    serializer._args = (instance,)
+    serializer._kwargs = {"context": context}
+    _give_fields(serializer, template)
+    return serializer
+
+
+class _Template:
+    """What every reading instance of one serializer class starts from."""
+
+    def __init__(self, state: dict, fields: dict) -> None:
+        self.state = state
+        self.fields = fields
+
+
+def _give_fields(serializer: serializers.BaseSerializer, template: _Template) -> None:
     fields = BindingDict(serializer)
-    for name, field in template.items():
+    for name, field in template.fields.items():
         copy = object.__new__(type(field))
         copy.__dict__.update(field.__dict__)
         copy.parent = serializer
@@ -162,7 +193,7 @@ def reuse_fields(serializer: serializers.BaseSerializer) -> None:
     serializer.__dict__["fields"] = fields
 
 
-def _template(cls: type) -> dict | None:
+def _template(cls: type) -> _Template | None:
     try:
         return _templates[cls]
     except KeyError:
@@ -173,11 +204,13 @@ def _template(cls: type) -> dict | None:
         return _templates[cls]
 
 
-def _build_template(cls: type) -> dict | None:
+def _build_template(cls: type) -> _Template | None:
     if not issubclass(cls, serializers.Serializer) or _builds_own_fields(cls):
         return None
     try:
-        fields = dict(cls().fields)
+        serializer = cls(None, context={})
+        state = dict(serializer.__dict__)
+        fields = dict(serializer.fields)
     except Exception:
         return None
     for field in fields.values():
@@ -185,7 +218,7 @@ def _build_template(cls: type) -> dict | None:
             hasattr(field, name) for name in ("child", "child_relation")
         ):
             return None
-    return fields
+    return _Template(state, fields)
 
 
 def _builds_own_fields(cls: type) -> bool:

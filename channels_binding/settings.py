@@ -70,7 +70,7 @@ class BindingSettings:
     """Attribute access to ``settings.CHANNELS_BINDING`` merged with defaults."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, Any] = {}
+        self._cached: set[str] = set()
 
     @property
     def user_settings(self) -> dict[str, Any]:
@@ -84,18 +84,18 @@ class BindingSettings:
     def __getattr__(self, key: str) -> Any:
         if key.startswith("_") or key not in DEFAULTS:
             raise AttributeError(f"Invalid {SETTING_NAME} setting: {key!r}")
-        try:
-            return self._cache[key]
-        except KeyError:
-            pass
         value = self.user_settings.get(key, DEFAULTS[key])
         if key in IMPORT_STRINGS:
             value = _import(value, key)
-        self._cache[key] = value
+        # Set on the instance: the next read does not come back here.
+        setattr(self, key, value)
+        self._cached.add(key)
         return value
 
     def reload(self) -> None:
-        self._cache.clear()
+        for key in self._cached:
+            delattr(self, key)
+        self._cached.clear()
 
 
 binding_settings = BindingSettings()
