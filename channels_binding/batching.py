@@ -13,10 +13,11 @@ would have anyway on the shared thread. Requests that arrive during the hop wait
 for the next one. Nothing waits for a batch to fill: one request alone runs at
 once.
 
-Inside a batch, concurrent ``retrieve``\\ s of one binding class that see the same
+Inside a batch, consecutive ``retrieve``\\ s of one binding class that see the same
 rows (equal :meth:`~.watching.LiveMixin.get_visibility_key`) are read with one
 ``pk__in`` query instead of one query each; permissions are checked per request
-first, and per object after, exactly as for a lone retrieve.
+first, and per object after, exactly as for a lone retrieve. Any other request
+between them ends the run, so a read never overtakes a write sent before it.
 """
 
 from __future__ import annotations
@@ -78,8 +79,34 @@ class Batcher:
 
 
 def run_batch(bindings: list) -> list[tuple[bool, Any]]:
-    """Run each binding's request in this thread: permissions first, then shared
-    reads, then each handler. One request's failure is its own."""
+    """Run each binding's request in this thread, in order; one request's failure
+    is its own.
+
+    Consecutive retrieves that may share a read (see :func:`share_reads`) run
+    together: their permissions are checked first, then their objects are read at
+    once, then each handler runs. A request that may write ends a run, so a
+    retrieve sent after a write still reads what the write left.
+    """
+    outcomes: list[tuple[bool, Any]] = []
+    start = 0
+    while start < len(bindings):
+        end = start + 1
+        if _may_share(bindings[start]):
+            while end < len(bindings) and _may_share(bindings[end]):
+                end += 1
+        outcomes.extend(_run_together(bindings[start:end]))
+        start = end
+    return outcomes
+
+
+def _may_share(binding: Any) -> bool:
+    try:
+        return bool(binding.can_share_reads())
+    except Exception:
+        return False  # its own get_object() reports the problem
+
+
+def _run_together(bindings: list) -> list[tuple[bool, Any]]:
     outcomes: list[tuple[bool, Any]] = [(True, None)] * len(bindings)
     admitted = []
     for i, binding in enumerate(bindings):
@@ -100,14 +127,12 @@ def run_batch(bindings: list) -> list[tuple[bool, Any]]:
 
 
 def share_reads(bindings: list) -> None:
-    """Read the objects of concurrent retrieves with one query per group of
-    bindings that see the same rows; each binding finds its object in
-    ``shared_objects`` (see :meth:`~.bindings.GenericBinding.get_object`)."""
+    """Read the objects of concurrent retrieves (each ``can_share_reads()``) with
+    one query per group of bindings that see the same rows; each binding finds its
+    object in ``shared_objects`` (see :meth:`~.bindings.GenericBinding.get_object`)."""
     groups: dict[Any, list] = defaultdict(list)
     for binding in bindings:
         try:
-            if not binding.can_share_reads():
-                continue
             key = binding.shared_lookup()
             groups[type(binding), binding.get_visibility_key()].append((binding, key))
         except Exception:

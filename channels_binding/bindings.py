@@ -331,13 +331,16 @@ class GenericBinding(LiveMixin):
 
     def can_share_reads(self) -> bool:
         r"""Whether this request's object may be read in one query with other
-        requests' (concurrent ``retrieve``\ s by primary key of bindings with the
-        default :meth:`get_object`; their queryset is the one of the first
-        request with the same :meth:`get_visibility_key`)."""
+        requests' (concurrent ``retrieve``\ s by primary key, sending nothing
+        but the key, of bindings with the default :meth:`get_object`; their
+        queryset is the one of the first request with the same
+        :meth:`get_visibility_key`)."""
         return (
             self.action == "retrieve"
             and self.lookup_field in ("pk", self.model._meta.pk.name)
             and type(self).get_object is GenericBinding.get_object
+            # a get_queryset() may read other request data: such a request reads alone
+            and all(key == "id" for key in self.request.data)
         )
 
     def shared_lookup(self) -> Any:

@@ -1,0 +1,502 @@
+"""Requests that wait for the database thread together share one trip to it
+(batching.py), concurrent retrieves share one query, and read-only serializers
+reuse their fields (serializers.py). None of it may change an answer.
+
+To put requests in one trip for sure, a ``batch.hold`` request keeps the database
+thread busy until every request of the test waits for it; they then all go in the
+next trip. Queries are counted on the database thread's own connection.
+"""
+
+import asyncio
+import itertools
+import re
+import threading
+
+import pytest
+from channels.auth import AuthMiddlewareStack
+from channels.db import database_sync_to_async
+from django.db import connection
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny, BasePermission
+
+from channels_binding.batching import Batcher
+from channels_binding.bindings import AsyncBinding, bind
+from channels_binding.consumers import AsyncConsumer
+from channels_binding.registry import registry
+from channels_binding.testing import BindingCommunicator
+from tests.shop.models import Category, Note, Product, Tag
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class Hold:
+    """The state of ``batch.hold`` (its handler runs on the database thread)."""
+
+    def __init__(self):
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.counting = False
+        self.sql = []
+
+    def count(self, execute, sql, params, many, context):
+        if self.counting:
+            self.sql.append(sql)
+        return execute(sql, params, many, context)
+
+
+HOLD = Hold()
+
+
+def count_on_this_thread(execute, sql, params, many, context):
+    return HOLD.count(execute, sql, params, many, context)
+
+
+class NotSecret(BasePermission):
+    message = "Secret products are not shown."
+
+    def has_object_permission(self, request, view, obj):
+        return not obj.name.startswith("secret")
+
+
+class WhoSerializer(serializers.ModelSerializer):
+    """Its output depends on the serializer's context."""
+
+    seen_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "seen_by"]
+
+    def get_seen_by(self, obj):
+        return self.context["request"].user.username or None
+
+
+class StaffSeeDescriptionSerializer(serializers.ModelSerializer):
+    """DRF's "dynamically modifying fields" recipe: fields depend on the user."""
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "description"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff:
+            self.fields.pop("description")
+
+
+class TagWhoSerializer(serializers.ModelSerializer):
+    seen_by = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Tag
+        fields = ["name", "seen_by"]
+
+    def get_seen_by(self, obj):
+        return self.context["request"].user.username or None
+
+
+class NestedWhoSerializer(serializers.ModelSerializer):
+    """Nested serializers, one of them ``many``, whose fields read the context."""
+
+    who = WhoSerializer(source="*", read_only=True)
+    tags = TagWhoSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "who", "tags"]
+
+
+STREAMS = [
+    "batch.tools",
+    "batch.who",
+    "batch.staffdesc",
+    "batch.nested",
+    "batch.guarded",
+    "batch.ownobject",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def batch_bindings():
+    """Register the ``batch.*`` bindings for this module only."""
+
+    class ToolsBinding(AsyncBinding):
+        stream = "batch.tools"
+        permission_classes = [AllowAny]
+
+        @bind("hold", method="GET")
+        def hold(self, request):
+            if count_on_this_thread not in connection.execute_wrappers:
+                connection.execute_wrappers.append(count_on_this_thread)
+            HOLD.started.set()
+            assert HOLD.release.wait(5), "the test never released the thread"
+            return {"held": True}
+
+        @bind("fail", method="GET")
+        def fail(self, request):
+            raise RuntimeError("only this request fails")
+
+    def product_binding(name, **attrs):
+        attrs.update(model=Product, stream=f"batch.{name}", __module__=__name__)
+        type(f"{name.title()}Binding", (AsyncBinding,), attrs)
+
+    product_binding("who", serializer_class=WhoSerializer)
+    product_binding("staffdesc", serializer_class=StaffSeeDescriptionSerializer)
+    product_binding("nested", serializer_class=NestedWhoSerializer)
+    product_binding("guarded", fields=["id", "name"], permission_classes=[NotSecret])
+
+    def get_object(self):
+        OWN_OBJECT_READS.append(self.request.data["id"])
+        return AsyncBinding.get_object(self)
+
+    product_binding("ownobject", fields=["id", "name"], get_object=get_object)
+    try:
+        yield
+    finally:
+        for stream in STREAMS:
+            registry.unregister(stream)
+
+
+OWN_OBJECT_READS = []
+
+
+@pytest.fixture(autouse=True)
+async def fresh_hold():
+    global HOLD
+    HOLD = Hold()
+    OWN_OBJECT_READS.clear()
+    yield
+    HOLD.release.set()
+
+    def remove_counter():
+        while count_on_this_thread in connection.execute_wrappers:
+            connection.execute_wrappers.remove(count_on_this_thread)
+
+    await database_sync_to_async(remove_counter)()
+
+
+@database_sync_to_async
+def orm(fn, *args, **kwargs):
+    return fn(*args, **kwargs)
+
+
+async def wait_until(predicate, what, timeout=3):
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        assert loop.time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.005)
+
+
+request_ids = itertools.count(1)
+
+
+async def reply_to(client, request_id):
+    """The reply to ``request_id``; other replies and pushes are kept."""
+    replies = client.__dict__.setdefault("replies", {})
+    while request_id not in replies:
+        frame = await client.receive_json_from(3)
+        if "request_id" in frame:
+            replies[frame["request_id"]] = frame
+        else:
+            client.pushes.append(frame)
+    return replies.pop(request_id)
+
+
+async def in_one_trip(holder, sends):
+    """Send ``sends`` (``(client, event, data)``) while the database thread is
+    held, so that they all go in its next trip; their replies, in order."""
+    hold_id = next(request_ids)
+    await holder.send_event("batch.tools.hold", request_id=hold_id)
+    await wait_until(HOLD.started.is_set, "the hold to start")
+    sent = []
+    for client, event, data in sends:
+        request_id = next(request_ids)
+        await client.send_event(event, data, request_id=request_id)
+        sent.append((client, request_id))
+    batcher = Batcher.current()
+    await wait_until(
+        lambda: len(batcher.waiting) == len(sends), "every request to wait"
+    )
+    HOLD.counting = True
+    HOLD.release.set()
+    replies = [await reply_to(client, request_id) for client, request_id in sent]
+    HOLD.counting = False
+    assert (await reply_to(holder, hold_id))["data"] == {"held": True}
+    return replies
+
+
+def reads_of(table):
+    """How many counted queries read ``table`` (not a join table named after it)."""
+    pattern = re.compile(rf'FROM "{table}"(\s|$)')
+    return sum(1 for sql in HOLD.sql if pattern.search(sql))
+
+
+def error_of(frame):
+    return frame["error"]["status"], frame["error"]["code"]
+
+
+def make_products(*names):
+    category = Category.objects.create(name="Pens")
+    return [
+        Product.objects.create(name=name, price=index + 1, category=category)
+        for index, name in enumerate(names)
+    ]
+
+
+async def test_concurrent_retrieves_from_many_sockets_share_one_query(
+    communicator, user
+):
+    products = await orm(make_products, "A", "B", "C", "D", "E")
+    pks = [product.pk for product in products]
+    wanted = [
+        {"id": pks[0]},
+        {"id": pks[1]},
+        {"id": 999_999},  # missing
+        {"id": str(pks[2])},  # a string key is the same row
+        {"id": "abc"},  # a key of the wrong shape
+        {"id": pks[3]},
+        {"id": pks[0]},  # the same object twice
+        {"id": pks[4]},
+    ]
+    async with (
+        communicator() as holder,
+        communicator() as first,
+        communicator() as second,
+        communicator(user) as third,
+    ):
+        clients = [first, second, third]
+        replies = await in_one_trip(
+            holder,
+            [
+                (clients[i % 3], "shop.Product.retrieve", data)
+                for i, data in enumerate(wanted)
+            ],
+        )
+        assert reads_of("shop_product") == 1, HOLD.sql
+        alone = [
+            await clients[i % 3].request("shop.Product.retrieve", data)
+            for i, data in enumerate(wanted)
+        ]
+    for reply, lone in zip(replies, alone, strict=True):
+        assert reply.keys() == lone.keys(), (reply, lone)
+        assert reply.get("data") == lone.get("data")
+        assert reply.get("error") == lone.get("error")
+    assert replies[0]["data"]["name"] == "A"
+    assert replies[0]["data"]["category"]["name"] == "Pens"
+    assert replies[3]["data"]["name"] == "C"
+    assert error_of(replies[2]) == (404, "not_found")
+    assert error_of(replies[4]) == (404, "not_found")
+    assert replies[6]["data"] == replies[0]["data"]
+
+
+async def test_a_shared_read_still_watches_the_object(communicator):
+    first_product, second_product = await orm(make_products, "A", "B")
+    async with (
+        communicator() as holder,
+        communicator() as first,
+        communicator() as second,
+    ):
+        await in_one_trip(
+            holder,
+            [
+                (first, "shop.Product.retrieve", {"id": first_product.pk}),
+                (second, "shop.Product.retrieve", {"id": second_product.pk}),
+            ],
+        )
+        assert reads_of("shop_product") == 1
+        for client, product, name in [
+            (second, second_product, "renamed B"),
+            (first, first_product, "renamed A"),
+        ]:
+            product.name = name
+            await orm(product.save)
+            push = await client.receive_json_from(3)
+            assert push["event"] == "shop.Product.retrieve"
+            assert push["data"]["id"] == product.pk
+            assert push["data"]["name"] == name
+        # each watches its own object only
+        assert await first.receive_nothing(0.1)
+        assert await second.receive_nothing(0.1)
+
+
+async def test_users_who_see_different_rows_do_not_share_them(
+    communicator, user, other_user
+):
+    def make_notes():
+        return (
+            Note.objects.create(owner=user, text="alice's", secret="a").pk,
+            Note.objects.create(owner=other_user, text="bob's", secret="b").pk,
+        )
+
+    alice_note, bob_note = await orm(make_notes)
+    async with (
+        communicator() as holder,
+        communicator(user) as alice,
+        communicator(other_user) as bob,
+        communicator() as anonymous,
+    ):
+        sends = [
+            (bob, "shop.Note.retrieve", {"id": bob_note}),
+            (alice, "shop.Note.retrieve", {"id": alice_note}),
+            (alice, "shop.Note.retrieve", {"id": bob_note}),
+            (bob, "shop.Note.retrieve", {"id": alice_note}),
+            (anonymous, "shop.Note.retrieve", {"id": alice_note}),
+            (alice, "shop.Note.retrieve", {"id": alice_note}),
+        ]
+        replies = await in_one_trip(holder, sends)
+        assert reads_of("shop_note") == 2, HOLD.sql  # one per user
+        alone = [await client.request(event, data) for client, event, data in sends]
+    assert replies[0]["data"] == {
+        "id": bob_note,
+        "text": "bob's",
+        "owner": other_user.pk,
+    }
+    assert replies[1]["data"] == {"id": alice_note, "text": "alice's", "owner": user.pk}
+    assert error_of(replies[2]) == (404, "not_found")
+    assert error_of(replies[3]) == (404, "not_found")
+    assert replies[4]["error"]["status"] in (401, 403)
+    assert replies[5]["data"] == replies[1]["data"]
+    for reply, lone in zip(replies, alone, strict=True):
+        assert reply.get("data") == lone.get("data")
+        assert reply.get("error") == lone.get("error")
+
+
+async def test_one_request_failing_fails_only_itself(communicator, user):
+    products = await orm(make_products, "open", "secret plans", "open too")
+    pks = [product.pk for product in products]
+    async with communicator() as holder, communicator(user) as client:
+        # Requests of one socket reach the database thread in the order sent
+        # once the socket's process listens to the stream.
+        await client.request("batch.guarded.retrieve", {"id": pks[0]})
+        replies = await in_one_trip(
+            holder,
+            [
+                (client, "batch.guarded.retrieve", {"id": pks[0]}),
+                (client, "batch.guarded.retrieve", {"id": pks[1]}),  # object denied
+                (client, "batch.tools.fail", None),  # the handler raises
+                (client, "shop.Product.admin_only", None),  # has_permission denied
+                (client, "batch.guarded.retrieve", {"id": pks[2]}),
+                (client, "batch.guarded.retrieve", {"id": pks[0]}),
+            ],
+        )
+        # the retrieves after the failing requests are a second run: two reads
+        assert reads_of("shop_product") == 2, HOLD.sql
+    assert replies[0]["data"] == {"id": pks[0], "name": "open"}
+    assert replies[1]["error"] == {
+        "status": 403,
+        "code": "permission_denied",
+        "detail": "Secret products are not shown.",
+    }
+    assert error_of(replies[2]) == (500, "server_error")
+    assert "only this request" not in str(replies[2])
+    assert error_of(replies[3])[0] == 403
+    assert replies[4]["data"] == {"id": pks[2], "name": "open too"}
+    assert replies[5]["data"] == replies[0]["data"]
+
+
+async def test_a_retrieve_sent_after_a_write_reads_what_it_wrote(communicator, user):
+    first_product, second_product = await orm(make_products, "A", "B")
+    async with communicator() as holder, communicator(user) as client:
+        # in the order sent (see above)
+        await client.request("shop.Product.retrieve", {"id": second_product.pk})
+        replies = await in_one_trip(
+            holder,
+            [
+                (client, "shop.Product.retrieve", {"id": second_product.pk}),
+                (
+                    client,
+                    "shop.Product.update",
+                    {"id": first_product.pk, "name": "new"},
+                ),
+                (client, "shop.Product.retrieve", {"id": first_product.pk}),
+                (client, "shop.Product.retrieve", {"id": second_product.pk}),
+            ],
+        )
+    assert replies[1]["data"]["name"] == "new"
+    assert replies[2]["data"]["name"] == "new"
+    assert replies[3]["data"]["name"] == "B"
+
+
+async def test_requests_with_more_than_a_key_or_their_own_get_object_read_alone(
+    communicator,
+):
+    products = await orm(make_products, "A", "B", "C")
+    pks = [product.pk for product in products]
+    async with communicator() as holder, communicator() as client:
+        replies = await in_one_trip(
+            holder,
+            [(client, "batch.ownobject.retrieve", {"id": pk}) for pk in pks]
+            + [(client, "shop.Product.retrieve", {"id": pks[0], "extra": 1})]
+            + [(client, "shop.Product.retrieve", {"id": pks[1], "extra": 1})],
+        )
+    assert [reply["data"]["name"] for reply in replies] == ["A", "B", "C", "A", "B"]
+    assert OWN_OBJECT_READS == pks
+    assert reads_of("shop_product") == 5, HOLD.sql
+
+
+async def test_serializer_context_is_each_requests_own(communicator, user, other_user):
+    (product,) = await orm(make_products, "A")
+    await orm(product.tags.add, await orm(Tag.objects.create, name="ink"))
+    async with (
+        communicator() as holder,
+        communicator(user) as alice,
+        communicator(other_user) as bob,
+        communicator() as anonymous,
+    ):
+        for stream in ("batch.who", "batch.nested"):
+            sends = [
+                (alice, f"{stream}.retrieve", {"id": product.pk}),
+                (bob, f"{stream}.retrieve", {"id": product.pk}),
+                (anonymous, f"{stream}.retrieve", {"id": product.pk}),
+            ]
+            replies = await in_one_trip(holder, sends)
+            HOLD.__init__()
+            if stream == "batch.who":
+                seen = [reply["data"]["seen_by"] for reply in replies]
+            else:
+                seen = [reply["data"]["who"]["seen_by"] for reply in replies]
+                tags = [reply["data"]["tags"] for reply in replies]
+                assert tags == [[{"name": "ink", "seen_by": name}] for name in seen]
+            assert seen == ["alice", "bob", None], replies
+            alone = [await client.request(event, data) for client, event, data in sends]
+            assert [reply["data"] for reply in alone] == [
+                reply["data"] for reply in replies
+            ]
+
+
+async def test_fields_chosen_per_request_are_not_reused(communicator, user, staff_user):
+    (product,) = await orm(make_products, "A")
+    await orm(Product.objects.filter(pk=product.pk).update, description="internal")
+    event = "batch.staffdesc.retrieve"
+    async with communicator(staff_user) as staff, communicator(user) as plain:
+        # the staff member's serializer is made first, both ways round
+        for order in ([staff, plain], [plain, staff], [staff, plain]):
+            replies = {}
+            for client in order:
+                replies[client] = await client.request(event, {"id": product.pk})
+            assert replies[staff]["data"] == {
+                "id": product.pk,
+                "name": "A",
+                "description": "internal",
+            }
+            assert replies[plain]["data"] == {"id": product.pk, "name": "A"}
+
+
+async def test_a_consumer_on_the_channel_layer_answers_the_same(user):
+    class LayerConsumer(AsyncConsumer):
+        channel_layer_alias = "default"
+
+    (product,) = await orm(make_products, "A")
+    application = AuthMiddlewareStack(LayerConsumer.as_asgi())
+    client = BindingCommunicator(application, "/ws/")
+    client.scope["user"] = user
+    async with client:
+        assert client.connection is not None
+        await client.send_event("ping")
+        assert await client.receive_json_from(3) == {"event": "pong", "data": {}}
+        reply = await client.request("shop.Product.retrieve", {"id": product.pk})
+        assert reply["data"]["name"] == "A"
+        missing = await client.request("shop.Product.retrieve", {"id": 999_999})
+        assert error_of(missing) == (404, "not_found")
