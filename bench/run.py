@@ -21,7 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.servers import free_port, redis_server, wait_for_port
+from tests.servers import free_port, redis_server, server_command, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "bench.project.asgi:application"
@@ -42,24 +42,6 @@ IDLE_STACKS = {"binding": "channels-binding", "idle": "bare Channels consumer"}
 
 
 # -- processes --------------------------------------------------------------------
-
-
-def server_command(server: str, port: int) -> list[str]:
-    if server == "uvicorn":
-        return [
-            "uvicorn",
-            APP,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-    return ["daphne", "-b", "127.0.0.1", "-p", str(port), APP]
 
 
 class Bench:
@@ -105,7 +87,7 @@ class Bench:
         log_path = self.workdir / f"{self.logs:02d}-{server}-{stack}.log"
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", *server_command(server, port)],
+                [sys.executable, "-m", *server_command(server, port, APP, quiet=True)],
                 env=self.env(stack, **env_options),
                 cwd=ROOT,
                 stdout=log,

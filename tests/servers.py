@@ -81,20 +81,14 @@ def uvicorn(env: dict, log_path: Path):
 
 
 def server_command(
-    server: str, port: int, app: str = "tests.asgi:application"
+    server: str, port: int, app: str = "tests.asgi:application", quiet: bool = False
 ) -> list[str]:
+    """The ``python -m`` arguments serving ``app`` on 127.0.0.1:``port``;
+    ``quiet`` keeps uvicorn's log to warnings (the benchmark's servers)."""
     if server == "uvicorn":
-        return [
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--no-access-log",
-        ]
+        command = ["uvicorn", app, "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--lifespan", "off", "--no-access-log"]
+        return command + (["--log-level", "warning"] if quiet else [])
     return ["daphne", "-b", "127.0.0.1", "-p", str(port), app]
 
 
