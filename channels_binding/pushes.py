@@ -56,7 +56,9 @@ class _Plan:
         self.stream = stream
         self.keys = keys
         self.readers: dict[Any, Any] = {}  # consumer → binding, or None if refused
+        self.vkeys: dict[int, Any] = {}  # id(reader) → its visibility key
         self.allowed: dict[tuple, bool] = {}
+        self.texts: dict[tuple, str] = {}  # (event, vkey, key) → frame text
 
     def reader(self, consumer: Any):
         """A binding answering a ``retrieve`` by this watcher's user, or ``None``
@@ -75,6 +77,12 @@ class _Plan:
                 binding.check_permissions()
             except Exception:
                 binding = None
+            if binding is not None:
+                try:
+                    self.vkeys[id(binding)] = binding.get_visibility_key()
+                except Exception:
+                    logger.exception("get_visibility_key() failed on %s", self.stream)
+                    binding = None  # sees nothing: it only ever gets deletes
             self.readers[consumer] = binding
         return self.readers[consumer]
 
@@ -103,15 +111,18 @@ class _Plan:
             for key in keys:
                 instance = instances.get(key)
                 if key in matched and instance and self.may_read(reader, instance):
-                    vkey = reader.get_visibility_key()
+                    vkey = self.vkeys[id(reader)]
                     if (vkey, key) not in encoded:
                         encoded[vkey, key] = protocol.encode(
                             reader.get_serializer(instance).data
                         )
                     event = sub.event("retrieve")
-                    out[sub.consumer][event + "\0" + key] = _frame(
-                        event, encoded[vkey, key]
-                    )
+                    text = self.texts.get((event, vkey, key))
+                    if text is None:
+                        text = self.texts[event, vkey, key] = _frame(
+                            event, encoded[vkey, key]
+                        )
+                    out[sub.consumer][event + "\0" + key] = text
                     sub.saw([instance.pk])
                 elif key in sub.seen:
                     pk = sub.seen.pop(key)
@@ -126,7 +137,7 @@ class _Plan:
         ]
 
     def probe_key(self, sub: Subscription, reader) -> tuple:
-        vkey = reader.get_visibility_key()
+        vkey = self.vkeys[id(reader)]
         if sub.is_object:
             return ("object", vkey)
         return ("collection", vkey, sub.query_key)

@@ -7,6 +7,7 @@ with ``self.request`` set, in the worker thread of the request or of the hub.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -123,6 +124,7 @@ class LiveMixin:
         live.announce(objects, pks)
 
 
+@functools.cache
 def _generic() -> type:
     # The class that defines the default get_queryset(); imported late because it
     # mixes this module in.

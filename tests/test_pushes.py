@@ -12,7 +12,9 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from channels_binding.bindings import AsyncBinding
 from channels_binding.pushes import compute_pushes
+from channels_binding.registry import registry
 from channels_binding.subscriptions import Subscription, SubscriptionIndex
 from tests.shop.models import Category, Note, Product, Tag
 
@@ -116,3 +118,57 @@ def test_a_broken_subscription_does_not_stop_the_others():
     queries, frames = queries_for("shop.Product", [product.pk], [broken, fine])
     events = [json.loads(text)["event"] for _, text in frames]
     assert events == ["shop.Product.retrieve#fine"]
+
+
+def test_a_visibility_key_that_fails_stops_only_its_watcher():
+    class Fragile(AsyncBinding):
+        model = Note
+        stream = "shop.fragile"
+        fields = ["id", "text"]
+
+        def get_queryset(self):
+            return Note.objects.filter(owner=self.request.user.pk)
+
+        def get_visibility_key(self):
+            if self.request.user.username == "user1":
+                raise RuntimeError("broken key")
+            return super().get_visibility_key()
+
+    try:
+        fine, broken = users(2)
+        fine_note = Note.objects.create(owner=fine, text="fine")
+        broken_note = Note.objects.create(owner=broken, text="broken")
+        subs = [
+            Subscription(Watcher(broken), "shop.fragile", None, filters={}),
+            Subscription(Watcher(fine), "shop.fragile", None, filters={}),
+        ]
+        subs[0].saw([broken_note.pk])  # it had seen its note: it loses sight of it
+        queries, frames = queries_for(
+            "shop.fragile", [fine_note.pk, broken_note.pk], subs
+        )
+        received = {watcher.user.username: json.loads(text) for watcher, text in frames}
+        assert received == {
+            "user0": {
+                "event": "shop.fragile.retrieve",
+                "data": {"id": fine_note.pk, "text": "fine"},
+            },
+            "user1": {"event": "shop.fragile.delete", "data": {"id": broken_note.pk}},
+        }
+    finally:
+        registry.unregister("shop.fragile")
+
+
+def test_watchers_of_one_key_share_one_frame_text():
+    product = Product.objects.create(name="p", price=1)
+    people = users(3)
+    subs = [
+        Subscription(Watcher(person), "shop.Product", hash_, pk=product.pk)
+        for person in people
+        for hash_ in (None, "box")
+    ]
+    queries, frames = queries_for("shop.Product", [product.pk], subs)
+    texts = [text for _, text in frames]
+    assert len(texts) == 6
+    assert len({id(text) for text in texts}) == 2  # one per event, not per watcher
+    events = sorted(json.loads(text)["event"] for text in texts)
+    assert events == ["shop.Product.retrieve"] * 3 + ["shop.Product.retrieve#box"] * 3
