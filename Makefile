@@ -25,7 +25,7 @@ SYSTEM_DEPS += chromium:chromium
 SYSTEM_PACKAGES = $(foreach dep,$(SYSTEM_DEPS),$(lastword $(subst :, ,$(dep))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps lint docs test test-js demo bench clean distclean
+.PHONY: help venv system-deps lint docs test test-js demo bench bench-micro clean distclean
 
 help:
 	@echo "make demo         serve the demo on http://$(HOST):$(PORT)/ (PORT=... to change)"
@@ -34,6 +34,7 @@ help:
 	@echo "make lint         ruff check and ruff format --check"
 	@echo "make docs         build the documentation (warnings are errors)"
 	@echo "make bench        benchmark against Channels and DCRF (~7 min; docs/benchmarks.rst)"
+	@echo "make bench-micro  in-process timings of serializing, retrieving, fan-out (~10 s)"
 	@echo "make venv         create $(VENV) and install the package with its test extras"
 	@echo "make system-deps  install missing Debian packages: $(SYSTEM_PACKAGES)"
 	@echo "make clean        remove caches, build files and the demo database"
@@ -90,6 +91,9 @@ BENCH_ARGS ?=
 
 bench: venv system-deps $(BENCH_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-micro: venv
+	$(BIN)/python -m bench.micro
 
 $(BENCH_STAMP): setup.py $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
