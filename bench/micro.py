@@ -18,6 +18,7 @@ of ``--rounds`` rounds of a bounded loop.
 from __future__ import annotations
 
 import argparse
+import contextvars
 import os
 import statistics
 import sys
@@ -110,7 +111,8 @@ def measure(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
         return GenericBinding.for_request(request)
 
     def batch():
-        outcomes = run_batch([binding(pk) for pk in pks])
+        context = contextvars.copy_context()
+        outcomes = run_batch([(binding(pk), context) for pk in pks])
         assert all(ok for ok, _ in outcomes)
         return outcomes
 

@@ -18,18 +18,32 @@ rows (equal :meth:`~.watching.LiveMixin.get_visibility_key`) are read with one
 ``pk__in`` query instead of one query each; permissions are checked per request
 first, and per object after, exactly as for a lone retrieve. Any other request
 between them ends the run, so a read never overtakes a write sent before it.
+
+Sharing a trip changes nothing else a request can see: each runs in its own
+request task's context (context variables, the active language and time zone),
+gets its own model instance, and fails alone. Its reply is sent as soon as its
+run of requests is done, not when the whole trip is; a request whose client left
+before the trip does not run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import copy
 import weakref
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
 
 _batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+#: ``(binding, the context of its request task)``
+Entry = tuple[Any, contextvars.Context]
+#: ``(succeeded, result or exception)``
+Outcome = tuple[bool, Any]
 
 
 class Batcher:
@@ -37,8 +51,8 @@ class Batcher:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.waiting: list[tuple[Any, asyncio.Future]] = []
-        self.running = False
+        self.waiting: list[tuple[Any, contextvars.Context, asyncio.Future]] = []
+        self.task: asyncio.Task | None = None
 
     @classmethod
     def current(cls) -> Batcher:
@@ -49,102 +63,176 @@ class Batcher:
         return batcher
 
     def run(self, binding: Any) -> asyncio.Future:
-        """A future of ``binding.run()``'s result, run in a coming hop."""
+        """A future of ``binding.run()``'s result, run in a coming trip, in the
+        context of the calling task."""
         future = self.loop.create_future()
-        self.waiting.append((binding, future))
-        if not self.running:
-            self.running = True
-            self.loop.create_task(self._drain())
+        self.waiting.append((binding, contextvars.copy_context(), future))
+        if self.task is None:
+            # In a context of its own, as the hub's tasks: the trips must not run
+            # in, or change, the context of the request that happened to start them.
+            self.task = self.loop.create_task(
+                self._drain(), context=contextvars.Context()
+            )
         return future
 
     async def _drain(self) -> None:
         try:
             while self.waiting:
-                batch, self.waiting = self.waiting, []
+                # A request cancelled while it waited (its client left) does not run.
+                batch = [entry for entry in self.waiting if not entry[2].done()]
+                self.waiting = []
+                if not batch:
+                    continue
+                futures = [future for _, _, future in batch]
                 try:
-                    outcomes = await database_sync_to_async(run_batch)(
-                        [binding for binding, _ in batch]
+                    await database_sync_to_async(run_batch)(
+                        [(binding, context) for binding, context, _ in batch],
+                        self._reporter(futures),
                     )
-                except BaseException as exc:  # the hop itself failed
-                    outcomes = [(False, exc)] * len(batch)
-                for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
-                    if future.done():  # its request was cancelled
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
+                except asyncio.CancelledError:  # the loop is shutting down
+                    for future in futures + [entry[2] for entry in self.waiting]:
+                        future.cancel()
+                    raise
+                except BaseException as exc:  # the trip itself failed
+                    for future in futures:
+                        _settle(future, (False, exc))
         finally:
-            self.running = False
+            self.task = None
+
+    def _reporter(self, futures: list[asyncio.Future]) -> Callable:
+        def report(start: int, outcomes: list[Outcome]) -> None:
+            # From the database thread: settle these futures on the loop now,
+            # rather than when the whole trip is over.
+            try:
+                self.loop.call_soon_threadsafe(
+                    _settle_all, futures[start : start + len(outcomes)], outcomes
+                )
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+        return report
 
 
-def run_batch(bindings: list) -> list[tuple[bool, Any]]:
-    """Run each binding's request in this thread, in order; one request's failure
-    is its own.
+def _settle_all(futures: list[asyncio.Future], outcomes: list[Outcome]) -> None:
+    for future, outcome in zip(futures, outcomes, strict=True):
+        _settle(future, outcome)
+
+
+def _settle(future: asyncio.Future, outcome: Outcome) -> None:
+    if future.done():  # its request was cancelled
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    elif isinstance(value, Exception):
+        future.set_exception(value)
+    else:
+        # A BaseException (a CancelledError out of async_to_sync, SystemExit)
+        # is this request's failure, answered as a server error: it must not
+        # look like a cancellation of the request task, nor stop the others.
+        error = RuntimeError(f"{type(value).__name__} raised while answering")
+        error.__cause__ = value
+        future.set_exception(error)
+
+
+def run_batch(
+    entries: list[Entry], report: Callable[[int, list[Outcome]], None] | None = None
+) -> list[Outcome]:
+    """Run each ``(binding, context)``'s request in this thread, in order, each
+    in its own context; one request's failure is its own.
 
     Consecutive retrieves that may share a read (see :func:`share_reads`) run
     together: their permissions are checked first, then their objects are read at
-    once, then each handler runs. A request that may write ends a run, so a
-    retrieve sent after a write still reads what the write left.
+    once, then each handler runs. Any other request runs alone, with its own
+    ``run()``, so a retrieve sent after a write still reads what the write left.
+    ``report(start, outcomes)`` is called after each run with its outcomes.
     """
-    outcomes: list[tuple[bool, Any]] = []
+    outcomes: list[Outcome] = []
     start = 0
-    while start < len(bindings):
+    while start < len(entries):
         end = start + 1
-        if _may_share(bindings[start]):
-            while end < len(bindings) and _may_share(bindings[end]):
+        if _may_share(entries[start]):
+            while end < len(entries) and _may_share(entries[end]):
                 end += 1
-        outcomes.extend(_run_together(bindings[start:end]))
+        if end - start == 1:
+            done = [_call(entries[start], entries[start][0].run)]
+        else:
+            done = _run_together(entries[start:end])
+        outcomes.extend(done)
+        if report is not None:
+            report(start, done)
         start = end
     return outcomes
 
 
-def _may_share(binding: Any) -> bool:
+def _call(entry: Entry, fn: Callable[[], Any]) -> Outcome:
     try:
-        return bool(binding.can_share_reads())
+        return (True, entry[1].run(fn))
+    except BaseException as exc:
+        return (False, exc)
+
+
+def _may_share(entry: Entry) -> bool:
+    try:
+        return bool(entry[1].run(entry[0].can_share_reads))
     except Exception:
-        return False  # its own get_object() reports the problem
+        return False  # it runs alone, and its own get_object() meets the problem
 
 
-def _run_together(bindings: list) -> list[tuple[bool, Any]]:
-    outcomes: list[tuple[bool, Any]] = [(True, None)] * len(bindings)
+def _run_together(entries: list[Entry]) -> list[Outcome]:
+    outcomes: list[Outcome] = [(True, None)] * len(entries)
     admitted = []
-    for i, binding in enumerate(bindings):
-        try:
-            binding.initial()
-        except Exception as exc:
-            outcomes[i] = (False, exc)
-        else:
+    for i, entry in enumerate(entries):
+        outcome = _call(entry, entry[0].initial)
+        if outcome[0]:
             admitted.append(i)
+        else:
+            outcomes[i] = outcome
     if len(admitted) > 1:
-        share_reads([bindings[i] for i in admitted])
+        share_reads([entries[i] for i in admitted])
     for i in admitted:
-        try:
-            outcomes[i] = (True, bindings[i].run_handler())
-        except Exception as exc:
-            outcomes[i] = (False, exc)
+        outcomes[i] = _call(entries[i], entries[i][0].run_handler)
     return outcomes
 
 
-def share_reads(bindings: list) -> None:
+def share_reads(entries: list[Entry]) -> None:
     """Read the objects of concurrent retrieves (each ``can_share_reads()``) with
-    one query per group of bindings that see the same rows; each binding finds its
-    object in ``shared_objects`` (see :meth:`~.bindings.GenericBinding.get_object`)."""
+    one query per group of bindings that see the same rows, in the first one's
+    context; each binding finds its own object in ``shared_objects`` (see
+    :meth:`~.bindings.GenericBinding.get_object`). A binding whose object was not
+    found reads on its own."""
     groups: dict[Any, list] = defaultdict(list)
-    for binding in bindings:
+    for binding, context in entries:
         try:
-            key = binding.shared_lookup()
-            groups[type(binding), binding.get_visibility_key()].append((binding, key))
+            key, vkey = context.run(_share_key, binding)
         except Exception:
-            continue  # its own get_object() reports the problem
+            continue  # its own get_object() meets the problem
+        groups[type(binding), vkey].append((binding, context, key))
     for members in groups.values():
         if len(members) < 2:
             continue
-        first = members[0][0]
+        first, context, _ = members[0]
+        keys = {key for _, _, key in members}
         try:
-            queryset = first.get_queryset().filter(pk__in={key for _, key in members})
-            objects = {obj.pk: obj for obj in queryset}
+            objects = context.run(_read, first, keys)
         except Exception:
             continue  # each request reads on its own and meets its own error
-        for binding, _ in members:
-            binding.shared_objects = objects
+        given: set = set()
+        for binding, _, key in members:
+            obj = objects.get(key)
+            if obj is None:
+                continue
+            if key in given:
+                # Never one instance for two requests: a handler or serializer
+                # may write on it (cheaper than reading it again).
+                obj = copy.deepcopy(obj)
+            given.add(key)
+            binding.shared_objects = {key: obj}
+
+
+def _share_key(binding: Any) -> tuple[Any, Any]:
+    return binding.shared_lookup(), binding.get_visibility_key()
+
+
+def _read(binding: Any, keys: set) -> dict[Any, Any]:
+    return {obj.pk: obj for obj in binding.get_queryset().filter(pk__in=keys)}

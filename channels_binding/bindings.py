@@ -305,11 +305,10 @@ class GenericBinding(LiveMixin):
 
     def get_object(self) -> models.Model:
         """The object named by the request, if this request may see it."""
+        obj = None
         if self.shared_objects is not None:
             obj = self.shared_objects.get(self.shared_lookup())
-            if obj is None:
-                raise NotFound()
-        else:
+        if obj is None:  # not read with others, or not found among them
             queryset = self.get_queryset()
             try:
                 obj = queryset.get(**{self.lookup_field: self.get_lookup_value()})
@@ -325,20 +324,29 @@ class GenericBinding(LiveMixin):
         self.check_object_permissions(obj)
         return obj
 
-    #: Objects read for several concurrent retrieves at once, by primary key:
-    #: set by :func:`.batching.share_reads` for :meth:`get_object`.
+    #: ``{primary key: object}``, this request's object read with other
+    #: requests' by :func:`.batching.share_reads`, for :meth:`get_object`.
     shared_objects: dict[Any, models.Model] | None = None
 
     def can_share_reads(self) -> bool:
         r"""Whether this request's object may be read in one query with other
-        requests' (concurrent ``retrieve``\ s by primary key, sending nothing
-        but the key, of bindings with the default :meth:`get_object`; their
-        queryset is the one of the first request with the same
-        :meth:`get_visibility_key`)."""
+        requests' (see :mod:`.batching`): a ``retrieve`` by primary key sending
+        nothing but the key, answered by the default ``run``, ``retrieve`` and
+        ``get_object``, of a binding whose rows are the same for everybody
+        (``get_queryset`` not overridden) or that says who sees the same rows
+        (``get_visibility_key`` overridden). The query is the ``get_queryset()``
+        of the first request with the same :meth:`get_visibility_key`."""
+        cls = type(self)
         return (
             self.action == "retrieve"
             and self.lookup_field in ("pk", self.model._meta.pk.name)
-            and type(self).get_object is GenericBinding.get_object
+            and cls.get_object is GenericBinding.get_object
+            and cls.run is GenericBinding.run
+            and getattr(cls, "retrieve", None) is mixins.RetrieveMixin.retrieve
+            and (
+                cls.get_queryset is GenericBinding.get_queryset
+                or cls.get_visibility_key is not LiveMixin.get_visibility_key
+            )
             # a get_queryset() may read other request data: such a request reads alone
             and all(key == "id" for key in self.request.data)
         )

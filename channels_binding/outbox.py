@@ -54,8 +54,8 @@ class Outbox:
         """Write a frame from a task of the connection's own (a reply): at once if
         nothing is waiting or being written, the caller waiting for the socket;
         queued behind the others otherwise. Saves a writer task per reply."""
-        if self._writer is not None or self.closed:
-            self.put(text)
+        if self._writer is not None or self.closed or len(text) > self.limit:
+            self.put(text)  # queued, or refused as any frame over the limit is
             return
         self._writer = asyncio.current_task()
         self.size += len(text)

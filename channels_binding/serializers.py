@@ -10,6 +10,7 @@ from functools import cache
 from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist
+from django.core.signals import setting_changed
 from django.db import models
 from rest_framework import serializers
 from rest_framework.utils.serializer_helpers import BindingDict
@@ -135,7 +136,18 @@ FIELD_BUILDERS = frozenset(
 )
 
 _templates: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_templates_lock = threading.Lock()
+# Reentrant: building a template runs the serializer's own code.
+_templates_lock = threading.RLock()
+
+
+def _forget_templates(setting: str, **kwargs: Any) -> None:
+    # Fields read DRF's settings when built (COERCE_DECIMAL_TO_STRING, ...).
+    if setting == "REST_FRAMEWORK":
+        with _templates_lock:
+            _templates.clear()
+
+
+setting_changed.connect(_forget_templates, dispatch_uid="channels_binding.templates")
 
 
 def reuse_fields(serializer: serializers.BaseSerializer) -> None:
@@ -146,9 +158,9 @@ def reuse_fields(serializer: serializers.BaseSerializer) -> None:
     serializer that only reads, the fields built for the first instance of its
     class serve every later one, each copy bound to its new parent (so ``context``
     is the new serializer's). Classes whose fields may depend on the instance (they
-    override a field-building method, see ``FIELD_BUILDERS``) and fields that hold
+    override a field-building method, see ``FIELD_BUILDERS``), fields that hold
     other fields (nested serializers, ``many`` relations, list and dict fields)
-    keep DRF's own behaviour.
+    and field classes not from DRF keep DRF's own behaviour.
     """
     template = _template(type(serializer))
     if template is not None and "fields" not in serializer.__dict__:
@@ -214,11 +226,21 @@ def _build_template(cls: type) -> _Template | None:
     except Exception:
         return None
     for field in fields.values():
-        if isinstance(field, serializers.BaseSerializer) or any(
-            hasattr(field, name) for name in ("child", "child_relation")
-        ):
+        if not _stateless(field):
             return None
     return _Template(state, fields)
+
+
+def _stateless(field: Any) -> bool:
+    """Whether copies of ``field`` sharing its attributes read like fresh ones:
+    DRF's own fields, which hold no other field and keep no state of their own
+    while reading. A field class of another module may (DRF deep-copies declared
+    fields for every serializer)."""
+    return (
+        type(field).__module__.startswith("rest_framework.")
+        and not isinstance(field, serializers.BaseSerializer)
+        and not any(hasattr(field, name) for name in ("child", "child_relation"))
+    )
 
 
 def _builds_own_fields(cls: type) -> bool:
@@ -227,4 +249,55 @@ def _builds_own_fields(cls: type) -> bool:
             return False
         if FIELD_BUILDERS.intersection(vars(klass)):
             return True
+    return True
+
+
+# -- output that depends on nothing but the object ----------------------------------
+
+_object_only: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def reads_only_the_object(cls: type) -> bool:
+    """Whether ``cls`` serializes an object the same way for every request: DRF's
+    own field classes only, no ``SerializerMethodField``, nested serializers alike,
+    and no field-building or ``to_representation`` code of its own. Such a
+    serializer cannot show one user something meant for another, so a change
+    watched by many users is serialized once for all of them."""
+    try:
+        return _object_only[cls]
+    except KeyError:
+        pass
+    try:
+        result = _check_object_only(cls, set())
+    except Exception:
+        result = False
+    _object_only[cls] = result
+    return result
+
+
+def _check_object_only(cls: type, seen: set) -> bool:
+    if cls in seen:
+        return True
+    seen.add(cls)
+    if not issubclass(cls, serializers.Serializer):
+        return False
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("rest_framework."):
+            break
+        if ({"to_representation"} | FIELD_BUILDERS).intersection(vars(klass)):
+            return False
+    for field in cls(context={}).fields.values():
+        if field.write_only:
+            continue
+        for part in (field, getattr(field, "child", None)):
+            part = getattr(part, "child_relation", part)
+            if part is None:
+                continue
+            if isinstance(part, serializers.BaseSerializer):
+                if not _check_object_only(type(part), seen):
+                    return False
+            elif isinstance(part, serializers.SerializerMethodField) or not (
+                type(part).__module__.startswith("rest_framework.")
+            ):
+                return False
     return True

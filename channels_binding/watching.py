@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import QuerySet
 
 from . import live
+from .serializers import reads_only_the_object
 from .settings import binding_settings
 from .subscriptions import Subscription
 
@@ -30,12 +31,14 @@ class LiveMixin:
         """Watchers whose bindings return equal keys see the same rows, serialized
         the same way: a change is checked and serialized once per key.
 
-        The default is one key for everybody while ``get_queryset()`` is not
-        overridden, and one per user once it is. Return the user's pk if your
-        serializer's output depends on ``request.user``; return a coarser key (a
-        role, a tenant) to share the work among users who see the same rows.
+        The default is one key for everybody when nothing the binding reads can
+        depend on the user: ``get_queryset()`` and the serializer hooks are not
+        overridden, and the serializer has only DRF's own fields, none of them a
+        ``SerializerMethodField`` (see :func:`.serializers.reads_only_the_object`).
+        Otherwise it is one key per user. Return a coarser key (a role, a
+        tenant) to share the work among users who see the same rows the same way.
         """
-        if type(self).get_queryset is _generic().get_queryset:
+        if _same_for_everybody(self):
             return None
         return ("user", getattr(self.request.user, "pk", None))
 
@@ -122,6 +125,28 @@ class LiveMixin:
         if objects is None:
             objects = cls.model
         live.announce(objects, pks)
+
+
+#: The hooks whose overrides may make rows or fields depend on the user.
+USER_HOOKS = (
+    "get_queryset",
+    "get_serializer_class",
+    "get_serializer",
+    "get_serializer_context",
+)
+_everybody: dict[type, bool] = {}
+
+
+def _same_for_everybody(binding: Any) -> bool:
+    cls = type(binding)
+    same = _everybody.get(cls)
+    if same is None:
+        generic = _generic()
+        same = all(
+            getattr(cls, hook) is getattr(generic, hook) for hook in USER_HOOKS
+        ) and reads_only_the_object(binding.get_serializer_class())
+        _everybody[cls] = same
+    return same
 
 
 @functools.cache

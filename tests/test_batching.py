@@ -8,16 +8,22 @@ next trip. Queries are counted on the database thread's own connection.
 """
 
 import asyncio
+import contextvars
 import itertools
 import re
 import threading
+import time
+from urllib.parse import parse_qs
 
 import pytest
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
+from channels.routing import URLRouter
 from django.db import connection
+from django.urls import path
+from django.utils import translation
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny, BasePermission
+from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 
 from channels_binding.batching import Batcher
 from channels_binding.bindings import AsyncBinding, bind
@@ -107,6 +113,78 @@ class NestedWhoSerializer(serializers.ModelSerializer):
         fields = ["id", "who", "tags"]
 
 
+class MemoOnObjectSerializer(serializers.ModelSerializer):
+    """Two fields share one per-user computation, kept on the instance."""
+
+    liked = serializers.SerializerMethodField()
+    label = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "liked", "label"]
+
+    def viewer_state(self, obj):
+        if not hasattr(obj, "_viewer_state"):
+            query = parse_qs(self.context["request"].scope["query_string"].decode())
+            obj._viewer_state = query["who"] == ["alice"]
+        return obj._viewer_state
+
+    def get_liked(self, obj):
+        return self.viewer_state(obj)
+
+    def get_label(self, obj):
+        return "you like this" if self.viewer_state(obj) else ""
+
+
+class MemoField(serializers.Field):
+    """A field of the project's own, with state made in ``__init__`` (DRF
+    deep-copies declared fields for every serializer, so this is per request)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(source="*", read_only=True, **kwargs)
+        self.memo = {}
+
+    def to_representation(self, obj):
+        if obj.pk not in self.memo:
+            self.memo[obj.pk] = self.context["request"].user.username or None
+        return self.memo[obj.pk]
+
+
+class MemoFieldSerializer(serializers.ModelSerializer):
+    viewer = MemoField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "viewer"]
+
+
+TENANT = contextvars.ContextVar("tenant", default=None)
+
+
+class TenantMiddleware:
+    """Sets a context variable per connection, as tenant or logging middleware do."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        TENANT.set(parse_qs(scope["query_string"].decode()).get("tenant", [None])[0])
+        return await self.app(scope, receive, send)
+
+
+TENANT_APP = TenantMiddleware(
+    AuthMiddlewareStack(URLRouter([path("ws/", AsyncConsumer.as_asgi())]))
+)
+
+
+class Abort(BaseException):
+    """Any BaseException out of a handler (SystemExit, ...)."""
+
+
+def scope_shop(binding):
+    return parse_qs(binding.request.scope["query_string"].decode())["shop"][0]
+
+
 STREAMS = [
     "batch.tools",
     "batch.who",
@@ -114,6 +192,13 @@ STREAMS = [
     "batch.nested",
     "batch.guarded",
     "batch.ownobject",
+    "batch.memo",
+    "batch.memofield",
+    "batch.notes",
+    "batch.byshop",
+    "batch.byshopkeyed",
+    "batch.german",
+    "batch.touching",
 ]
 
 
@@ -137,6 +222,37 @@ def batch_bindings():
         def fail(self, request):
             raise RuntimeError("only this request fails")
 
+        @bind("abort", method="GET")
+        def abort(self, request):
+            raise Abort()
+
+        @bind("cancelled", method="GET")
+        def cancelled(self, request):
+            raise asyncio.CancelledError()  # as out of async_to_sync(...)
+
+        @bind("tenant", method="GET")
+        def tenant(self, request):
+            return TENANT.get()
+
+        @bind("setlang", method="GET")
+        def setlang(self, request):
+            translation.activate(request.data["lang"])
+            return translation.get_language()
+
+        @bind("getlang", method="GET")
+        def getlang(self, request):
+            return translation.get_language()
+
+        @bind("slow", method="GET")
+        def slow(self, request):
+            time.sleep(1)
+            return "slow"
+
+        @bind("write", method="GET")
+        def write(self, request):
+            Category.objects.create(name="written after the client left")
+            return "written"
+
     def product_binding(name, **attrs):
         attrs.update(model=Product, stream=f"batch.{name}", __module__=__name__)
         type(f"{name.title()}Binding", (AsyncBinding,), attrs)
@@ -151,6 +267,57 @@ def batch_bindings():
         return AsyncBinding.get_object(self)
 
     product_binding("ownobject", fields=["id", "name"], get_object=get_object)
+    product_binding("memo", serializer_class=MemoOnObjectSerializer)
+    product_binding("memofield", serializer_class=MemoFieldSerializer)
+
+    class Notes(AsyncBinding):
+        """Per-user rows, and says so."""
+
+        model = Note
+        stream = "batch.notes"
+        fields = ["id", "text", "owner"]
+        permission_classes = [IsAuthenticated]
+
+        def get_queryset(self):
+            return Note.objects.filter(owner=self.request.user.pk)
+
+        def get_visibility_key(self):
+            return self.request.user.pk
+
+    product_binding(
+        "byshop",
+        fields=["id", "name"],
+        get_queryset=lambda self: Product.objects.filter(
+            category__name=scope_shop(self)
+        ),
+    )
+    product_binding(
+        "byshopkeyed",
+        fields=["id", "name"],
+        get_queryset=lambda self: Product.objects.filter(
+            category__name=scope_shop(self)
+        ),
+        get_visibility_key=scope_shop,
+    )
+
+    def touching_retrieve(self, request):
+        Product.objects.filter(pk=request.data["id"]).update(name="touched")
+        return AsyncBinding.retrieve(self, request)
+
+    product_binding("touching", fields=["id", "name"], retrieve=touching_retrieve)
+
+    def run(self):
+        with translation.override("de"):
+            return AsyncBinding.run(self)
+
+    product_binding(
+        "german",
+        fields=["id", "name"],
+        run=run,
+        lang=bind("lang", method="GET")(
+            lambda self, request: translation.get_language()
+        ),
+    )
     try:
         yield
     finally:
@@ -207,6 +374,7 @@ async def reply_to(client, request_id):
 async def in_one_trip(holder, sends):
     """Send ``sends`` (``(client, event, data)``) while the database thread is
     held, so that they all go in its next trip; their replies, in order."""
+    HOLD.__init__()
     hold_id = next(request_ids)
     await holder.send_event("batch.tools.hold", request_id=hold_id)
     await wait_until(HOLD.started.is_set, "the hold to start")
@@ -274,7 +442,9 @@ async def test_concurrent_retrieves_from_many_sockets_share_one_query(
                 for i, data in enumerate(wanted)
             ],
         )
-        assert reads_of("shop_product") == 1, HOLD.sql
+        # one read for all, and one more for the missing row, read alone ("abc"
+        # cannot be a key: no query)
+        assert reads_of("shop_product") == 2, HOLD.sql
         alone = [
             await clients[i % 3].request("shop.Product.retrieve", data)
             for i, data in enumerate(wanted)
@@ -321,8 +491,17 @@ async def test_a_shared_read_still_watches_the_object(communicator):
         assert await second.receive_nothing(0.1)
 
 
+@pytest.mark.parametrize(
+    "stream, reads",
+    [
+        ("shop.Note", 7),  # get_queryset() by user, no key: each reads alone
+        # the same with get_visibility_key(): one read per user, and one for
+        # each row the user's read did not find (another's note), read alone
+        ("batch.notes", 4),
+    ],
+)
 async def test_users_who_see_different_rows_do_not_share_them(
-    communicator, user, other_user
+    communicator, user, other_user, stream, reads
 ):
     def make_notes():
         return (
@@ -331,6 +510,7 @@ async def test_users_who_see_different_rows_do_not_share_them(
         )
 
     alice_note, bob_note = await orm(make_notes)
+    event = f"{stream}.retrieve"
     async with (
         communicator() as holder,
         communicator(user) as alice,
@@ -338,15 +518,17 @@ async def test_users_who_see_different_rows_do_not_share_them(
         communicator() as anonymous,
     ):
         sends = [
-            (bob, "shop.Note.retrieve", {"id": bob_note}),
-            (alice, "shop.Note.retrieve", {"id": alice_note}),
-            (alice, "shop.Note.retrieve", {"id": bob_note}),
-            (bob, "shop.Note.retrieve", {"id": alice_note}),
-            (anonymous, "shop.Note.retrieve", {"id": alice_note}),
-            (alice, "shop.Note.retrieve", {"id": alice_note}),
+            (bob, event, {"id": bob_note}),
+            (alice, event, {"id": alice_note}),
+            (alice, event, {"id": bob_note}),
+            (bob, event, {"id": alice_note}),
+            (anonymous, event, {"id": alice_note}),
+            (alice, event, {"id": alice_note}),
+            (bob, event, {"id": bob_note}),
+            (alice, event, {"id": alice_note}),
         ]
         replies = await in_one_trip(holder, sends)
-        assert reads_of("shop_note") == 2, HOLD.sql  # one per user
+        assert reads_of("shop_note") == reads, HOLD.sql
         alone = [await client.request(event, data) for client, event, data in sends]
     assert replies[0]["data"] == {
         "id": bob_note,
@@ -357,10 +539,35 @@ async def test_users_who_see_different_rows_do_not_share_them(
     assert error_of(replies[2]) == (404, "not_found")
     assert error_of(replies[3]) == (404, "not_found")
     assert replies[4]["error"]["status"] in (401, 403)
-    assert replies[5]["data"] == replies[1]["data"]
+    assert replies[5]["data"] == replies[7]["data"] == replies[1]["data"]
+    assert replies[6]["data"] == replies[0]["data"]
     for reply, lone in zip(replies, alone, strict=True):
         assert reply.get("data") == lone.get("data")
         assert reply.get("error") == lone.get("error")
+
+
+async def test_rows_that_depend_on_more_than_the_user_are_read_alone(communicator):
+    def make():
+        pens = Category.objects.create(name="Pens")
+        return Product.objects.create(name="P", price=1, category=pens).pk
+
+    pk = await orm(make)
+    async with (
+        communicator() as holder,
+        communicator(path="/ws/?shop=Pens") as pens,
+        communicator(path="/ws/?shop=Inks") as inks,
+    ):
+        for stream, reads in [("batch.byshop", 2), ("batch.byshopkeyed", 2)]:
+            replies = await in_one_trip(
+                holder,
+                [
+                    (pens, f"{stream}.retrieve", {"id": pk}),
+                    (inks, f"{stream}.retrieve", {"id": pk}),
+                ],
+            )
+            assert reads_of("shop_product") == reads, (stream, HOLD.sql)
+            assert replies[0]["data"] == {"id": pk, "name": "P"}
+            assert error_of(replies[1]) == (404, "not_found"), replies[1]
 
 
 async def test_one_request_failing_fails_only_itself(communicator, user):
@@ -452,7 +659,6 @@ async def test_serializer_context_is_each_requests_own(communicator, user, other
                 (anonymous, f"{stream}.retrieve", {"id": product.pk}),
             ]
             replies = await in_one_trip(holder, sends)
-            HOLD.__init__()
             if stream == "batch.who":
                 seen = [reply["data"]["seen_by"] for reply in replies]
             else:
@@ -500,3 +706,165 @@ async def test_a_consumer_on_the_channel_layer_answers_the_same(user):
         assert reply["data"]["name"] == "A"
         missing = await client.request("shop.Product.retrieve", {"id": 999_999})
         assert error_of(missing) == (404, "not_found")
+
+
+async def test_each_request_gets_its_own_instance(communicator):
+    (product,) = await orm(make_products, "A")
+    async with (
+        communicator() as holder,
+        communicator(path="/ws/?who=alice") as alice,
+        communicator(path="/ws/?who=bob") as bob,
+    ):
+        lone = await bob.request("batch.memo.retrieve", {"id": product.pk})
+        assert lone["data"] == {"id": product.pk, "liked": False, "label": ""}
+        replies = await in_one_trip(
+            holder,
+            [
+                (alice, "batch.memo.retrieve", {"id": product.pk}),
+                (bob, "batch.memo.retrieve", {"id": product.pk}),
+            ],
+        )
+        assert reads_of("shop_product") == 1
+    assert replies[0]["data"]["liked"] is True
+    assert replies[1]["data"] == lone["data"]
+
+
+async def test_a_field_class_of_the_project_is_built_per_request(
+    communicator, user, other_user
+):
+    (product,) = await orm(make_products, "A")
+    async with communicator(user) as alice, communicator(other_user) as bob:
+        first = await alice.request("batch.memofield.retrieve", {"id": product.pk})
+        second = await bob.request("batch.memofield.retrieve", {"id": product.pk})
+    assert first["data"]["viewer"] == "alice"
+    assert second["data"]["viewer"] == "bob"
+
+
+async def test_each_request_runs_in_its_own_context():
+    async with (
+        BindingCommunicator(TENANT_APP, "/ws/?tenant=holder") as holder,
+        BindingCommunicator(TENANT_APP, "/ws/?tenant=acme") as acme,
+        BindingCommunicator(TENANT_APP, "/ws/?tenant=globex") as globex,
+    ):
+        assert (await acme.request("batch.tools.tenant"))["data"] == "acme"
+        replies = await in_one_trip(
+            holder,
+            [(acme, "batch.tools.tenant", None), (globex, "batch.tools.tenant", None)],
+        )
+    assert [reply["data"] for reply in replies] == ["acme", "globex"]
+
+
+async def test_what_a_handler_changes_in_its_context_stays_there(communicator):
+    async with communicator() as holder, communicator() as a, communicator() as b:
+        replies = await in_one_trip(
+            holder,
+            [
+                (a, "batch.tools.setlang", {"lang": "fr"}),
+                (b, "batch.tools.getlang", None),
+            ],
+        )
+        assert [reply["data"] for reply in replies] == ["fr", "en-us"]
+        # nor does it reach later trips
+        replies = await in_one_trip(holder, [(b, "batch.tools.getlang", None)])
+        assert replies[0]["data"] == "en-us"
+
+
+async def test_an_overridden_run_is_used(communicator):
+    (product,) = await orm(make_products, "A")
+    async with communicator() as holder, communicator() as client:
+        replies = await in_one_trip(
+            holder,
+            [
+                (client, "batch.german.lang", None),
+                (client, "batch.german.retrieve", {"id": product.pk}),
+                (client, "batch.german.retrieve", {"id": product.pk}),
+            ],
+        )
+        # the retrieves are read alone, each inside its own run()
+        assert reads_of("shop_product") == 2
+    assert replies[0]["data"] == "de"
+    assert replies[1]["data"] == replies[2]["data"] == {"id": product.pk, "name": "A"}
+
+
+@pytest.mark.parametrize("event", ["batch.tools.abort", "batch.tools.cancelled"])
+async def test_a_base_exception_fails_only_its_request(communicator, user, event):
+    (product,) = await orm(make_products, "A")
+    async with (
+        communicator() as holder,
+        communicator() as bad,
+        communicator(user) as other,
+    ):
+        replies = await in_one_trip(
+            holder,
+            [
+                (bad, event, None),
+                (other, "shop.Product.retrieve", {"id": product.pk}),
+            ],
+        )
+        assert replies[1]["data"]["name"] == "A"
+        assert error_of(replies[0]) == (500, "server_error")
+        # the socket that failed still answers
+        assert (await bad.request("shop.Product.retrieve", {"id": product.pk}))["data"][
+            "name"
+        ] == "A"
+
+
+async def test_a_reply_does_not_wait_for_a_slow_request_after_it(communicator, user):
+    (product,) = await orm(make_products, "A")
+    async with (
+        communicator() as holder,
+        communicator(user) as fast,
+        communicator() as slow,
+    ):
+        await holder.send_event("batch.tools.hold", request_id="hold")
+        await wait_until(HOLD.started.is_set, "the hold to start")
+        await fast.send_event("shop.Product.retrieve", {"id": product.pk}, request_id=1)
+        await slow.send_event("batch.tools.slow", request_id=2)
+        batcher = Batcher.current()
+        await wait_until(lambda: len(batcher.waiting) == 2, "both to wait")
+        HOLD.release.set()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        reply = await reply_to(fast, 1)
+        waited = loop.time() - started
+        assert reply["data"]["name"] == "A"
+        assert waited < 0.5, f"the retrieve waited {waited:.2f} s"
+        assert (await reply_to(slow, 2))["data"] == "slow"
+
+
+async def test_a_request_whose_client_left_does_not_run(communicator, user):
+    async with communicator() as holder:
+        client = communicator(user)
+        await client.connect()
+        await holder.send_event("batch.tools.hold", request_id="hold")
+        await wait_until(HOLD.started.is_set, "the hold to start")
+        await client.send_event("batch.tools.write", request_id=1)
+        batcher = Batcher.current()
+        await wait_until(lambda: len(batcher.waiting) == 1, "the write to wait")
+        await client.disconnect()
+        HOLD.release.set()
+        assert (await reply_to(holder, "hold"))["data"] == {"held": True}
+        # a request after it, on another socket, runs
+        (product,) = await orm(make_products, "A")
+        assert (await holder.request("shop.Product.retrieve", {"id": product.pk}))[
+            "data"
+        ]["name"] == "A"
+    written = await orm(
+        Category.objects.filter(name="written after the client left").count
+    )
+    assert written == 0
+
+
+async def test_an_overridden_retrieve_reads_alone(communicator):
+    first, second = await orm(make_products, "A", "B")
+    async with communicator() as holder, communicator() as client:
+        replies = await in_one_trip(
+            holder,
+            [
+                (client, "batch.touching.retrieve", {"id": first.pk}),
+                (client, "batch.touching.retrieve", {"id": second.pk}),
+            ],
+        )
+        assert reads_of("shop_product") == 2
+    # each reads what its own handler wrote just before
+    assert [reply["data"]["name"] for reply in replies] == ["touched", "touched"]

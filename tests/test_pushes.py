@@ -11,10 +11,12 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from rest_framework import serializers
 
 from channels_binding.bindings import AsyncBinding
 from channels_binding.pushes import compute_pushes
 from channels_binding.registry import registry
+from channels_binding.serializers import reads_only_the_object
 from channels_binding.subscriptions import Subscription, SubscriptionIndex
 from tests.shop.models import Category, Note, Product, Tag
 
@@ -172,3 +174,111 @@ def test_watchers_of_one_key_share_one_frame_text():
     assert len({id(text) for text in texts}) == 2  # one per event, not per watcher
     events = sorted(json.loads(text)["event"] for text in texts)
     assert events == ["shop.Product.retrieve"] * 3 + ["shop.Product.retrieve#box"] * 3
+
+
+class PublicProduct(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["id", "name"]
+
+
+class StaffProduct(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["id", "name", "description"]
+
+
+class LikedProduct(serializers.ModelSerializer):
+    liked = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Product
+        fields = ["id", "liked"]
+
+    def get_liked(self, obj):
+        return self.context["request"].user.username == "user0"
+
+
+class NestsLiked(serializers.ModelSerializer):
+    inner = LikedProduct(source="*", read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "inner"]
+
+
+class OwnField(serializers.Field):
+    def to_representation(self, value):
+        return 1
+
+
+class HasOwnField(serializers.ModelSerializer):
+    own = OwnField(source="*")
+
+    class Meta:
+        model = Product
+        fields = ["id", "own"]
+
+
+class OwnRepresentation(PublicProduct):
+    def to_representation(self, instance):
+        return super().to_representation(instance)
+
+
+@pytest.mark.parametrize(
+    "serializer, same",
+    [
+        (PublicProduct, True),
+        (registry.get("shop.Product").serializer_class, True),  # nested, slugs
+        (LikedProduct, False),
+        (NestsLiked, False),
+        (HasOwnField, False),
+        (OwnRepresentation, False),
+    ],
+)
+def test_which_serializers_read_only_the_object(serializer, same):
+    assert reads_only_the_object(serializer) is same
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {
+            "get_serializer_class": lambda self: (
+                StaffProduct if self.request.user.is_staff else PublicProduct
+            )
+        },
+        {"serializer_class": LikedProduct},
+    ],
+    ids=["serializer-per-user", "method-field"],
+)
+def test_a_push_is_serialized_for_each_user_when_the_output_may_differ(attrs):
+    type(
+        "PerUser",
+        (AsyncBinding,),
+        {"model": Product, "stream": "shop.peruser", "__module__": __name__, **attrs},
+    )
+    try:
+        product = Product.objects.create(name="p", price=1, description="internal")
+        plain, staff = users(2)
+        staff.is_staff = True
+        subs = [
+            Subscription(Watcher(person), "shop.peruser", None, pk=product.pk)
+            for person in (plain, staff)
+        ]
+        queries, frames = queries_for("shop.peruser", [product.pk], subs)
+        data = {
+            watcher.user.username: json.loads(text)["data"] for watcher, text in frames
+        }
+    finally:
+        registry.unregister("shop.peruser")
+    if "serializer_class" in attrs:
+        assert data == {
+            "user0": {"id": product.pk, "liked": True},
+            "user1": {"id": product.pk, "liked": False},
+        }
+    else:
+        assert data == {
+            "user0": {"id": product.pk, "name": "p"},
+            "user1": {"id": product.pk, "name": "p", "description": "internal"},
+        }
