@@ -25,7 +25,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 
 from . import protocol
 from .groups import ALL, channel_group, user_group
@@ -110,7 +110,7 @@ async def aclients(
     if layer is None:
         return 0
     ids = list(dict.fromkeys(client_ids))
-    hubs = [_hub_channel(layer, client_id) for client_id in ids]
+    hubs = [_hub_channel(client_id) for client_id in ids]
     sent = 0
     for client_id, hub in zip(ids, hubs, strict=True):
         message = {"type": DIRECT_MESSAGE, "client": client_id, "text": text}
@@ -122,13 +122,18 @@ async def aclients(
     return sent
 
 
-def _hub_channel(layer: Any, client_id: Any) -> str:
+#: Checks channel names by Channels' rules, whatever the layer (not every layer
+#: has ``require_valid_channel_name``: channels_redis' pub/sub layer has not).
+_NAMES = BaseChannelLayer()
+
+
+def _hub_channel(client_id: Any) -> str:
     """The channel of the hub that serves ``client_id`` (``<hub channel>.<local>``)."""
     if isinstance(client_id, str):
         hub, dot, local = client_id.rpartition(".")
         if dot and local.isalnum():
             try:
-                if layer.require_valid_channel_name(hub):
+                if _NAMES.require_valid_channel_name(hub):
                     return hub
             except TypeError:
                 pass

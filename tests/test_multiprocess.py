@@ -124,22 +124,30 @@ async def test_notify_from_another_process_reaches_both_servers(cluster):
         connect(f"ws://127.0.0.1:{one}/ws/", additional_headers=cookie) as first,
         connect(f"ws://127.0.0.1:{two}/ws/", additional_headers=cookie) as second,
         connect(f"ws://127.0.0.1:{two}/ws/") as anonymous,
+        connect(
+            f"ws://127.0.0.1:{one}/ws/?channel=room", additional_headers=cookie
+        ) as member,
     ):
         hello = await receive(first)
         assert (await receive(second))["data"]["user_id"] == hello["data"]["user_id"]
-        await receive(anonymous)
+        anonymous_id = (await receive(anonymous))["data"]["client_id"]
+        assert (await receive(member))["data"]["channels"] == ["room"]
         script = (
             "from channels_binding import notify; "
             f"notify.users([{hello['data']['user_id']}], {{'job': 'done'}}); "
+            f"assert notify.clients([{anonymous_id!r}], {{'to': 'you'}}) == 1; "
+            "notify.channels(['room'], {'room': 'news'}); "
             "notify.all({'marker': True})"
         )
         await asyncio.to_thread(django_admin, cluster["env"], "shell", "-c", script)
-        for websocket in (first, second):
+        for websocket in (first, second, member):
             assert await receive(websocket) == {
                 "event": "notify",
                 "data": {"job": "done"},
             }
-        for websocket in (first, second, anonymous):
+        assert await receive(anonymous) == {"event": "notify", "data": {"to": "you"}}
+        assert await receive(member) == {"event": "notify", "data": {"room": "news"}}
+        for websocket in (first, second, anonymous, member):
             assert await receive(websocket) == {
                 "event": "notify",
                 "data": {"marker": True},
