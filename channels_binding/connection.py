@@ -156,19 +156,20 @@ class ConnectionMixin:
         return frame, None
 
     def is_connection_event(self, frame: Frame) -> bool:
-        return frame.event in self.connection_events
+        return frame.event.partition("#")[0] in self.connection_events
 
     async def answer_connection_event(self, frame: Frame) -> list[dict]:
-        """The reply, and after a successful ``authorize`` the new ``connection``
-        frame."""
-        handler = getattr(self, self.connection_events[frame.event])
-        event = "pong" if frame.event == "ping" else frame.event
+        """The reply (its event keeps the frame's ``#hash``), and after a
+        successful ``authorize`` the new ``connection`` frame."""
+        name, sep, tag = frame.event.partition("#")
+        handler = getattr(self, self.connection_events[name])
+        event = ("pong" + sep + tag) if name == "ping" else frame.event
         try:
             data = await handler(frame)
         except Exception as exc:
             return [protocol.error(frame.event, exc, frame)]
         messages = [protocol.reply(event, data, frame)]
-        if frame.event == "authorize":
+        if name == "authorize":
             messages.append(protocol.reply("connection", self.connection_data()))
         return messages
 

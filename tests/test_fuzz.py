@@ -260,7 +260,8 @@ class Expect:
         expect.error_event = event
         data = obj.get("data")
         if data is None or isinstance(data, dict):
-            expect.ok_event = "pong" if event == "ping" else event
+            name, sep, tag = event.partition("#")
+            expect.ok_event = ("pong" + sep + tag) if name == "ping" else event
             expect.boom = event.partition("#")[0] == BOOM
         return expect
 

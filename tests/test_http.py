@@ -613,7 +613,7 @@ async def test_rest_bodies_are_read_like_frames(catalog, alice):
 
 
 def test_connection_events_are_websocket_only(db):
-    for event in ["ping", "connection", "authorize", "notify.users"]:
+    for event in ["ping", "ping#x", "connection", "authorize#y", "notify.users"]:
         response = APIClient().post("/api/events/", {"event": event}, format="json")
         assert response.status_code == 404
         assert response.json()["event"] == event

@@ -125,6 +125,25 @@ async def test_connection_event_asks_again(communicator, user, path):
         }
 
 
+@pytest.mark.parametrize("path", PATHS)
+async def test_connection_events_echo_their_hash(communicator, path):
+    async with communicator(path=path) as client:
+        await client.send_json_to({"event": "ping#keepalive"})
+        assert await client.receive_json_from() == {
+            "event": "pong#keepalive",
+            "data": {},
+        }
+        reply = await client.request("connection#again")
+        assert reply == {
+            "event": "connection#again",
+            "data": client.connection,
+            "request_id": 1,
+        }
+        reply = await client.request("authorize#login", {"token": "nope"})
+        assert reply["event"] == "authorize#login"
+        assert reply["error"]["status"] == 401
+
+
 # -- ping ----------------------------------------------------------------------
 
 
