@@ -117,6 +117,10 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
 
     async def push_text(self, text: str) -> None:
         """Send a frame computed elsewhere (a push, a notification)."""
+        self.queue_text(text)
+
+    def queue_text(self, text: str) -> None:
+        """:meth:`push_text` without awaiting, from the event loop's thread."""
         self.outbox.put(text)
 
     async def _write(self, text: str) -> None:
@@ -189,6 +193,9 @@ class SyncConsumer(ConnectionMixin, WebsocketConsumer):
         await super().__call__(scope, receive, send)
 
     async def push_text(self, text: str) -> None:
+        self.queue_text(text)
+
+    def queue_text(self, text: str) -> None:
         # Pushes go through a bounded outbox like the async consumer's; replies
         # are written by this consumer's thread, which may wait for the socket.
         if not hasattr(self, "outbox"):

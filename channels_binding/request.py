@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 # How each built-in action reads to DRF permission classes.
@@ -83,7 +84,7 @@ class BindingRequest:
 
     def notify_self(self, data: Any) -> bool:
         """Push ``data`` to the connection this request came from, as
-        ``notify.clients`` would, from a plain ``def`` handler (worker thread).
+        ``notify.clients`` would, from any handler (``def`` or ``async def``).
         Over HTTP there is no connection: nothing is sent and it returns False."""
         if self.connection is None:
             return False
@@ -91,7 +92,12 @@ class BindingRequest:
 
         from .notify import frame
 
-        async_to_sync(self.connection.push_text)(frame(data))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # a worker thread
+            async_to_sync(self.connection.push_text)(frame(data))
+        else:  # an ``async def`` handler, on the event loop
+            self.connection.queue_text(frame(data))
         return True
 
     async def anotify_self(self, data: Any) -> bool:

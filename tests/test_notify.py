@@ -5,14 +5,18 @@ notification to everyone is sent, and every other connection's next frame must b
 that marker.
 """
 
+import asyncio
 import threading
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny
 
 from channels_binding import notify
+from channels_binding.bindings import AsyncBinding, bind
+from channels_binding.registry import registry
 from channels_binding.testing import BindingCommunicator
 from tests.asgi import application
 
@@ -144,6 +148,31 @@ async def test_notify_self_from_handlers(user):
         reply = await client.request("tools.aprogress")
         assert reply["data"] == {"done": True, "notified": True}
         assert client.pushes[1] == {"event": "job.step", "data": {"step": 2}}
+
+
+@pytest.mark.parametrize("path", ["/ws/", "/ws/sync/"])
+async def test_notify_self_from_an_async_handler(user, path):
+    class Steps(AsyncBinding):
+        stream = "steps"
+        permission_classes = [AllowAny]
+
+        @bind("run", method="GET")
+        async def run_steps(self, request):
+            sent = request.notify_self({"step": 1})
+            await asyncio.sleep(0)
+            return {"notified": sent}
+
+    try:
+        client = BindingCommunicator(application, path)
+        client.scope["user"] = user
+        async with client:
+            reply = await client.request("steps.run")
+            assert reply["data"] == {"notified": True}
+            if not client.pushes:
+                client.pushes.append(await client.receive_json_from())
+            assert client.pushes == [{"event": "notify", "data": {"step": 1}}]
+    finally:
+        registry.unregister("steps")
 
 
 async def test_relays_do_not_exist_by_default(user, other_user):
