@@ -11,8 +11,9 @@ import operator
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import FieldError
+from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.db.models import Q, QuerySet
 
 from .exceptions import ValidationError
@@ -79,11 +80,32 @@ def filter_queryset(binding: GenericBinding, queryset: QuerySet, filters: Any):
             for item in (value if isinstance(value, list) else [value])
         ):
             raise invalid(key, "Number out of range.")
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = _boolean(queryset.model, key, value)
         try:
             queryset = queryset.filter(**{key: value})
         except (ValueError, TypeError, DjangoValidationError, FieldError):
             raise invalid(key, f"{value!r} is not a valid value.") from None
     return queryset
+
+
+def _boolean(model: Any, key: str, value: str) -> Any:
+    """``"true"`` and ``"false"`` (a query string's spelling, which Django's
+    ``BooleanField`` does not read) as booleans, for a boolean field's exact
+    match; any other field keeps the string."""
+    parts = key.split("__")
+    if parts[-1] == "exact":
+        parts.pop()
+    field = None
+    for part in parts:
+        try:
+            field = model._meta.get_field(part)
+        except (FieldDoesNotExist, AttributeError):
+            return value
+        model = field.related_model
+    if isinstance(field, models.BooleanField):
+        return value.lower() == "true"
+    return value
 
 
 def _filterset(binding, filterset_class, queryset, filters):

@@ -126,6 +126,16 @@ async def test_reads_and_query_parameters_answer_like_the_websocket(
             {"query": "garden", "filters": {"in_stock": True}, "ordering": "name"},
         ),
         (
+            "/api/shop/Product/?in_stock=true",
+            "shop.Product.list",
+            {"filters": {"in_stock": True}},
+        ),
+        (
+            "/api/shop/Product/?in_stock=FALSE",
+            "shop.Product.list",
+            {"filters": {"in_stock": False}},
+        ),
+        (
             f"/api/shop/Product/?category__in={office},{garden}&price__lt=10",
             "shop.Product.list",
             {"filters": {"category__in": [office, garden], "price__lt": 10}},
