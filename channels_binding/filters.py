@@ -149,11 +149,11 @@ def order_queryset(binding: GenericBinding, queryset: QuerySet, ordering: Any):
     primary key always ends the ordering so pages never overlap or skip rows."""
     terms = ordering_terms(binding, ordering)
     if not terms:
+        default = binding.ordering
+        if isinstance(default, str):  # ordering = "-price", as DRF allows
+            default = [default]
         terms = list(
-            binding.ordering
-            or queryset.query.order_by
-            or queryset.model._meta.ordering
-            or []
+            default or queryset.query.order_by or queryset.model._meta.ordering or []
         )
     pk_names = {"pk", queryset.model._meta.pk.name}
     if not any(isinstance(t, str) and t.lstrip("-") in pk_names for t in terms):
