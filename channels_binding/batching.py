@@ -231,7 +231,7 @@ def share_reads(entries: list[Entry]) -> None:
 
 
 def _share_key(binding: Any) -> tuple[Any, Any]:
-    return binding.shared_lookup(), binding.get_visibility_key()
+    return binding.shared_lookup(), binding.shared_rows_key()
 
 
 def _read(binding: Any, keys: set) -> dict[Any, Any]:

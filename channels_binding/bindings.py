@@ -351,6 +351,14 @@ class GenericBinding(LiveMixin):
             and all(key == "id" for key in self.request.data)
         )
 
+    def shared_rows_key(self) -> Any:
+        """Requests whose keys are equal see the same rows (for shared reads):
+        everybody when ``get_queryset()`` is not overridden, else
+        :meth:`get_visibility_key`."""
+        if type(self).get_queryset is GenericBinding.get_queryset:
+            return None
+        return self.get_visibility_key()
+
     def shared_lookup(self) -> Any:
         """The request's primary key as the model holds it (``"5"`` is ``5``)."""
         return self.model._meta.pk.to_python(self.get_lookup_value())

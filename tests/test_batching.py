@@ -659,6 +659,8 @@ async def test_serializer_context_is_each_requests_own(communicator, user, other
                 (anonymous, f"{stream}.retrieve", {"id": product.pk}),
             ]
             replies = await in_one_trip(holder, sends)
+            # the rows are everybody's: one read, each serialized for its user
+            assert reads_of("shop_product") == 1, HOLD.sql
             if stream == "batch.who":
                 seen = [reply["data"]["seen_by"] for reply in replies]
             else:
