@@ -36,7 +36,13 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import SyncToAsync
 from channels.db import database_sync_to_async
+
+try:  # asgiref 3.11+: Local data is tagged with its thread, moved explicitly
+    from asgiref.sync import _restore_context
+except ImportError:  # pragma: no cover - older asgiref shares Local data anyway
+    _restore_context = None
 
 _batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -115,7 +121,11 @@ class Batcher:
 
 def _settle_all(futures: list[asyncio.Future], outcomes: list[Outcome]) -> None:
     for future, outcome in zip(futures, outcomes, strict=True):
-        _settle(future, outcome)
+        try:
+            _settle(future, outcome)
+        except Exception as exc:  # never leave a request without an answer
+            if not future.done():
+                future.set_exception(RuntimeError(f"Cannot settle a request: {exc}"))
 
 
 def _settle(future: asyncio.Future, outcome: Outcome) -> None:
@@ -124,12 +134,13 @@ def _settle(future: asyncio.Future, outcome: Outcome) -> None:
     ok, value = outcome
     if ok:
         future.set_result(value)
-    elif isinstance(value, Exception):
+    elif isinstance(value, Exception) and not isinstance(value, StopIteration):
         future.set_exception(value)
     else:
-        # A BaseException (a CancelledError out of async_to_sync, SystemExit)
-        # is this request's failure, answered as a server error: it must not
-        # look like a cancellation of the request task, nor stop the others.
+        # A BaseException (a CancelledError out of async_to_sync, SystemExit),
+        # or a StopIteration, which a future cannot hold, is this request's
+        # failure, answered as a server error: it must not look like a
+        # cancellation of the request task, nor stop the others.
         error = RuntimeError(f"{type(value).__name__} raised while answering")
         error.__cause__ = value
         future.set_exception(error)
@@ -157,7 +168,10 @@ def run_batch(
         if end - start == 1:
             done = [_call(entries[start], entries[start][0].run)]
         else:
-            done = _run_together(entries[start:end])
+            try:
+                done = _run_together(entries[start:end])
+            except BaseException as exc:  # a failure of the run itself: its own
+                done = [(False, exc)] * (end - start)
         outcomes.extend(done)
         if report is not None:
             report(start, done)
@@ -165,16 +179,32 @@ def run_batch(
     return outcomes
 
 
+def _within(context: contextvars.Context, fn: Callable, *args: Any) -> Any:
+    """``fn(*args)`` in a request's context, on this thread, as
+    ``sync_to_async`` would run it there (see :func:`_enter`)."""
+    return context.run(_enter, context, fn, args)
+
+
+def _enter(context: contextvars.Context, fn: Callable, args: tuple) -> Any:
+    # What sync_to_async does on its worker thread: make the context's asgiref
+    # ``Local`` data visible on this thread (it is tagged with the thread that
+    # set it), and mark the thread as the one sync code runs on.
+    if _restore_context is not None:
+        _restore_context(context)
+    SyncToAsync.deadlock_context.set(True)
+    return fn(*args)
+
+
 def _call(entry: Entry, fn: Callable[[], Any]) -> Outcome:
     try:
-        return (True, entry[1].run(fn))
+        return (True, _within(entry[1], fn))
     except BaseException as exc:
         return (False, exc)
 
 
 def _may_share(entry: Entry) -> bool:
     try:
-        return bool(entry[1].run(entry[0].can_share_reads))
+        return bool(_within(entry[1], entry[0].can_share_reads))
     except Exception:
         return False  # it runs alone, and its own get_object() meets the problem
 
@@ -204,17 +234,19 @@ def share_reads(entries: list[Entry]) -> None:
     groups: dict[Any, list] = defaultdict(list)
     for binding, context in entries:
         try:
-            key, vkey = context.run(_share_key, binding)
+            key, rows = _within(context, _share_key, binding)
+            groups[type(binding), rows, _context_key(context)].append(
+                (binding, context, key)
+            )
         except Exception:
-            continue  # its own get_object() meets the problem
-        groups[type(binding), vkey].append((binding, context, key))
+            continue  # it reads alone; its own get_object() meets any problem
     for members in groups.values():
         if len(members) < 2:
             continue
         first, context, _ = members[0]
         keys = {key for _, _, key in members}
         try:
-            objects = context.run(_read, first, keys)
+            objects = _within(context, _read, first, keys)
         except Exception:
             continue  # each request reads on its own and meets its own error
         given: set = set()
@@ -225,9 +257,27 @@ def share_reads(entries: list[Entry]) -> None:
             if key in given:
                 # Never one instance for two requests: a handler or serializer
                 # may write on it (cheaper than reading it again).
-                obj = copy.deepcopy(obj)
+                try:
+                    obj = copy.deepcopy(obj)
+                except Exception:
+                    continue  # it reads alone
             given.add(key)
             binding.shared_objects = {key: obj}
+
+
+def _context_key(context: contextvars.Context) -> frozenset:
+    """Requests share a read only if every context variable holds the same
+    object for them: a manager may read one (a tenant set by middleware)."""
+    return frozenset((var, _identity(value)) for var, value in context.items())
+
+
+def _identity(value: Any) -> Any:
+    # asgiref's ``Local`` keeps its attributes in one context variable, in a
+    # storage object it copies for every connection: compare what it holds.
+    data = getattr(value, "data", None)
+    if type(value).__module__ == "asgiref.local" and isinstance(data, dict):
+        return frozenset((key, id(item)) for key, item in data.items())
+    return id(value)
 
 
 def _share_key(binding: Any) -> tuple[Any, Any]:

@@ -246,7 +246,7 @@ class ConnectionMixin:
             raise UnknownEvent(f"Unknown event {frame.event!r}.")
         if not self.user.is_authenticated:
             raise NotAuthenticated()
-        kind = RELAY_KINDS[frame.event]
+        kind = RELAY_KINDS[frame.event.partition("#")[0]]
         targets, payload = frame.data.get("targets"), frame.data.get("data")
         if (
             not isinstance(targets, list)

@@ -80,8 +80,7 @@ def filter_queryset(binding: GenericBinding, queryset: QuerySet, filters: Any):
             for item in (value if isinstance(value, list) else [value])
         ):
             raise invalid(key, "Number out of range.")
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = _boolean(queryset.model, key, value)
+        value = _booleans(queryset.model, key, value)
         try:
             queryset = queryset.filter(**{key: value})
         except (ValueError, TypeError, DjangoValidationError, FieldError):
@@ -89,21 +88,37 @@ def filter_queryset(binding: GenericBinding, queryset: QuerySet, filters: Any):
     return queryset
 
 
-def _boolean(model: Any, key: str, value: str) -> Any:
+def _booleans(model: Any, key: str, value: Any) -> Any:
     """``"true"`` and ``"false"`` (a query string's spelling, which Django's
-    ``BooleanField`` does not read) as booleans, for a boolean field's exact
-    match; any other field keeps the string."""
+    ``BooleanField`` does not read) as booleans where a boolean is meant: an
+    ``isnull`` lookup, or a boolean field's exact or ``in`` match. Any other value
+    is kept; an ``isnull`` that is still not a boolean is a 400 here rather than
+    an error when the rows are read."""
     parts = key.split("__")
-    if parts[-1] == "exact":
-        parts.pop()
     field = None
-    for part in parts:
+    while parts:
         try:
-            field = model._meta.get_field(part)
+            field = model._meta.get_field(parts[0])
         except (FieldDoesNotExist, AttributeError):
-            return value
+            break
+        parts.pop(0)
         model = field.related_model
-    if isinstance(field, models.BooleanField):
+    lookup = parts[-1] if parts else "exact"
+    if lookup == "isnull" or (
+        isinstance(field, models.BooleanField) and lookup in ("exact", "in")
+    ):
+        value = (
+            [_boolean(item) for item in value]
+            if isinstance(value, list)
+            else (_boolean(value))
+        )
+    if lookup == "isnull" and not isinstance(value, bool):
+        raise invalid(key, "Must be true or false.")
+    return value
+
+
+def _boolean(value: Any) -> Any:
+    if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"
     return value
 

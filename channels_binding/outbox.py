@@ -4,8 +4,8 @@ Every frame for a connection (replies, pushes, notifications) is put here and a
 writer task hands them to the server one by one. Whoever produced a frame never
 waits for a slow socket, so the hub's fan-out to thousands of sockets is not held up
 by one client that stopped reading. When more than ``OUTGOING_BUFFER_BYTES`` are
-waiting, the connection is given up: the outbox calls ``on_overflow`` and drops
-everything after.
+waiting (a frame alone may be larger), the connection is given up: the outbox
+calls ``on_overflow`` and drops everything after.
 
 How much a server itself buffers differs: uvicorn waits for the socket to drain, so
 this bound is reached and enforced; daphne accepts every frame at once and buffers
@@ -41,8 +41,11 @@ class Outbox:
         """Queue a frame (from the event loop's thread)."""
         if self.closed:
             return
+        # ``size`` counts the frames waiting, not the one being written, and a
+        # frame alone may be larger than the limit (a big page of a list): the
+        # limit bounds what piles up behind a socket that is not read.
         self.size += len(text)
-        if self.size > self.limit:
+        if self.size > self.limit and self._frames:
             self.close()
             self._on_overflow()
             return
@@ -54,11 +57,10 @@ class Outbox:
         """Write a frame from a task of the connection's own (a reply): at once if
         nothing is waiting or being written, the caller waiting for the socket;
         queued behind the others otherwise. Saves a writer task per reply."""
-        if self._writer is not None or self.closed or len(text) > self.limit:
-            self.put(text)  # queued, or refused as any frame over the limit is
+        if self._writer is not None or self.closed:
+            self.put(text)
             return
         self._writer = asyncio.current_task()
-        self.size += len(text)
         try:
             await self._write(text)
         except asyncio.CancelledError:
@@ -67,7 +69,6 @@ class Outbox:
             logger.debug("Write to a closing socket failed", exc_info=True)
             self.close()
         finally:
-            self.size -= len(text)
             self._writer = None
             if self._frames and not self.closed:
                 # Frames put while this one was written.
@@ -77,10 +78,8 @@ class Outbox:
         try:
             while self._frames:
                 text = self._frames.popleft()
-                try:
-                    await self._write(text)
-                finally:
-                    self.size -= len(text)
+                self.size -= len(text)
+                await self._write(text)
         except asyncio.CancelledError:
             raise
         except Exception:

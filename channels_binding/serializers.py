@@ -260,7 +260,7 @@ _object_only: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def reads_only_the_object(cls: type) -> bool:
     """Whether ``cls`` serializes an object the same way for every request: DRF's
     own field classes only, no ``SerializerMethodField``, nested serializers alike,
-    and no field-building or ``to_representation`` code of its own. Such a
+    and no code of its own but validation and writes (see :func:`_harmless`). Such a
     serializer cannot show one user something meant for another, so a change
     watched by many users is serialized once for all of them."""
     try:
@@ -275,6 +275,22 @@ def reads_only_the_object(cls: type) -> bool:
     return result
 
 
+#: What a serializer class of the project may define and still serialize an object
+#: the same way for everybody: its ``Meta``, and the code of writes.
+WRITE_ONLY_CODE = frozenset({"Meta", "create", "update", "save", "validate"})
+
+
+def _harmless(name: str, value: Any) -> bool:
+    """Whether a serializer class attribute cannot make the output depend on the
+    request: plain data, ``Meta`` and write code; any other method or property
+    (``to_representation``, ``data``, ``_readable_fields``, ...) may."""
+    if name in WRITE_ONLY_CODE or name.startswith("validate_"):
+        return True
+    return not (
+        callable(value) or isinstance(value, property | classmethod | staticmethod)
+    )
+
+
 def _check_object_only(cls: type, seen: set) -> bool:
     if cls in seen:
         return True
@@ -284,7 +300,7 @@ def _check_object_only(cls: type, seen: set) -> bool:
     for klass in cls.__mro__:
         if klass.__module__.startswith("rest_framework."):
             break
-        if ({"to_representation"} | FIELD_BUILDERS).intersection(vars(klass)):
+        if not all(_harmless(name, value) for name, value in vars(klass).items()):
             return False
     for field in cls(context={}).fields.values():
         if field.write_only:

@@ -38,8 +38,9 @@ class LiveMixin:
         Otherwise it is one key per user. Return a coarser key (a role, a
         tenant) to share the work among users who see the same rows the same way.
         """
-        if _same_for_everybody(self):
-            return None
+        serializer_class = _serializer_for_everybody(self)
+        if serializer_class is not None:
+            return ("serializer", serializer_class)
         return ("user", getattr(self.request.user, "pk", None))
 
     def get_push_queryset(self) -> QuerySet:
@@ -134,19 +135,25 @@ USER_HOOKS = (
     "get_serializer",
     "get_serializer_context",
 )
-_everybody: dict[type, bool] = {}
+_hooks_kept: dict[type, bool] = {}
 
 
-def _same_for_everybody(binding: Any) -> bool:
+def _serializer_for_everybody(binding: Any) -> type | None:
+    """The binding's serializer class if what it shows cannot depend on the user
+    (see :meth:`LiveMixin.get_visibility_key`), else ``None``. The class is part
+    of the key: a binding that picks its serializer class per user some other way
+    (a property, its ``__init__``) still never shares one user's frames."""
     cls = type(binding)
-    same = _everybody.get(cls)
-    if same is None:
+    kept = _hooks_kept.get(cls)
+    if kept is None:
         generic = _generic()
-        same = all(
+        kept = _hooks_kept[cls] = all(
             getattr(cls, hook) is getattr(generic, hook) for hook in USER_HOOKS
-        ) and reads_only_the_object(binding.get_serializer_class())
-        _everybody[cls] = same
-    return same
+        )
+    if not kept:
+        return None
+    serializer_class = binding.get_serializer_class()
+    return serializer_class if reads_only_the_object(serializer_class) else None
 
 
 @functools.cache

@@ -75,6 +75,7 @@ STREAMS = [
     "attrs.paged",
     "attrs.ordered",
     "attrs.orderedstr",
+    "attrs.booleans",
     "attrs.unwatched",
     "attrs.tools",
     "attrs.users",
@@ -107,6 +108,12 @@ def attribute_bindings():
             fields = FIELDS
             ordering = ["-price"]
             ordering_fields = ["name"]
+
+        class Booleans(AsyncBinding):
+            model = Product
+            stream = "attrs.booleans"
+            fields = FIELDS
+            filter_fields = {"in_stock": ["exact", "in"], "category": ["isnull"]}
 
         class OrderedByString(AsyncBinding):
             model = Product
@@ -637,3 +644,37 @@ def test_handler_sees_the_request_id_over_http_too(action):
         200,
         {"event": event, "data": {"request_id": None}},
     )
+
+
+# -- "true" and "false" where booleans are meant ---------------------------------
+
+
+@pytest.mark.parametrize(
+    "filters, expected",
+    [
+        ({"in_stock": "TRUE"}, ["Hose", "Notebook", "Pen", "Shovel"]),
+        ({"in_stock__in": ["false"]}, ["Eraser"]),
+        ({"in_stock__in": ["true", "false"]}, None),  # every product
+        ({"category__isnull": "true"}, None),  # no product has a category
+        ({"category__isnull": "False"}, []),
+        ({"category__isnull": True}, None),
+    ],
+)
+async def test_booleans_spelled_as_strings(communicator, catalog, filters, expected):
+    async with communicator() as client:
+        reply = await client.request("attrs.booleans.list", {"filters": filters})
+    every = sorted(catalog)
+    assert sorted(names(reply)) == (every if expected is None else expected)
+
+
+@pytest.mark.parametrize("value", ["maybe", 1, "1"])
+async def test_isnull_takes_only_booleans(communicator, catalog, value):
+    async with communicator() as client:
+        reply = await client.request(
+            "attrs.booleans.list", {"filters": {"category__isnull": value}}
+        )
+    assert reply["error"] == {
+        "status": 400,
+        "code": "invalid",
+        "detail": {"category__isnull": ["Must be true or false."]},
+    }

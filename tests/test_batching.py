@@ -16,6 +16,7 @@ import time
 from urllib.parse import parse_qs
 
 import pytest
+from asgiref.local import Local
 from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.routing import URLRouter
@@ -159,6 +160,7 @@ class MemoFieldSerializer(serializers.ModelSerializer):
 
 
 TENANT = contextvars.ContextVar("tenant", default=None)
+LOCAL = Local()  # asgiref's, as Django's own per-request state
 
 
 class TenantMiddleware:
@@ -168,7 +170,9 @@ class TenantMiddleware:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        TENANT.set(parse_qs(scope["query_string"].decode()).get("tenant", [None])[0])
+        tenant = parse_qs(scope["query_string"].decode()).get("tenant", [None])[0]
+        TENANT.set(tenant)
+        LOCAL.tenant = tenant
         return await self.app(scope, receive, send)
 
 
@@ -199,6 +203,8 @@ STREAMS = [
     "batch.byshopkeyed",
     "batch.german",
     "batch.touching",
+    "batch.listkey",
+    "batch.tenanted",
 ]
 
 
@@ -247,6 +253,10 @@ def batch_bindings():
         def slow(self, request):
             time.sleep(1)
             return "slow"
+
+        @bind("stop", method="GET")
+        def stop(self, request):
+            return next(iter([]))  # a StopIteration escapes, which a future refuses
 
         @bind("write", method="GET")
         def write(self, request):
@@ -305,6 +315,13 @@ def batch_bindings():
         return AsyncBinding.retrieve(self, request)
 
     product_binding("touching", fields=["id", "name"], retrieve=touching_retrieve)
+    product_binding(
+        "listkey",
+        fields=["id", "name"],
+        get_queryset=lambda self: Product.objects.all(),
+        get_visibility_key=lambda self: ["not", "hashable"],
+    )
+    product_binding("tenanted", fields=["id", "name"])
 
     def run(self):
         with translation.override("de"):
@@ -870,3 +887,78 @@ async def test_an_overridden_retrieve_reads_alone(communicator):
         assert reads_of("shop_product") == 2
     # each reads what its own handler wrote just before
     assert [reply["data"]["name"] for reply in replies] == ["touched", "touched"]
+
+
+async def test_a_stop_iteration_fails_only_its_request(communicator, user):
+    (product,) = await orm(make_products, "A")
+    async with communicator() as holder, communicator(user) as client:
+        replies = await in_one_trip(
+            holder,
+            [
+                (client, "batch.tools.stop", None),
+                (client, "shop.Product.retrieve", {"id": product.pk}),
+                (client, "shop.Product.retrieve", {"id": product.pk}),
+            ],
+        )
+    assert error_of(replies[0]) == (500, "server_error")
+    assert replies[1]["data"]["name"] == replies[2]["data"]["name"] == "A"
+
+
+async def test_a_broken_visibility_key_fails_only_its_requests(communicator, user):
+    (product,) = await orm(make_products, "A")
+    async with (
+        communicator() as holder,
+        communicator() as broken,
+        communicator(user) as other,
+    ):
+        replies = await in_one_trip(
+            holder,
+            [
+                (broken, "batch.listkey.retrieve", {"id": product.pk}),
+                (broken, "batch.listkey.retrieve", {"id": product.pk}),
+                (other, "shop.Category.create", {"name": "made"}),
+                (other, "shop.Product.retrieve", {"id": product.pk}),
+                (other, "shop.Product.retrieve", {"id": product.pk}),
+            ],
+        )
+    made = await orm(Category.objects.filter(name="made").count)
+    # the broken key only stops the sharing: each of its requests reads alone
+    assert [reply["data"]["name"] for reply in replies[:2]] == ["A", "A"]
+    assert replies[2]["data"]["name"] == "made" and made == 1
+    assert replies[3]["data"]["name"] == replies[4]["data"]["name"] == "A"
+
+
+@pytest.mark.parametrize(
+    "tenant", [TENANT.get, lambda: getattr(LOCAL, "tenant", None)], ids=["var", "local"]
+)
+async def test_requests_whose_context_differs_do_not_share_a_read(monkeypatch, tenant):
+    def make():
+        acme = Category.objects.create(name="acme")
+        return Product.objects.create(name="acme's", price=1, category=acme).pk
+
+    pk = await orm(make)
+    manager = Product._default_manager
+    everything = manager.get_queryset
+
+    def tenant_rows():  # a default manager that reads a context variable
+        return everything().filter(category__name=tenant())
+
+    monkeypatch.setattr(manager, "get_queryset", tenant_rows)
+    async with (
+        BindingCommunicator(TENANT_APP, "/ws/?tenant=holder") as holder,
+        BindingCommunicator(TENANT_APP, "/ws/?tenant=acme") as acme,
+        BindingCommunicator(TENANT_APP, "/ws/?tenant=globex") as globex,
+    ):
+        alone = await globex.request("batch.tenanted.retrieve", {"id": pk})
+        replies = await in_one_trip(
+            holder,
+            [
+                (acme, "batch.tenanted.retrieve", {"id": pk}),
+                (globex, "batch.tenanted.retrieve", {"id": pk}),
+                (acme, "batch.tenanted.retrieve", {"id": pk}),
+            ],
+        )
+        assert reads_of("shop_product") == 2  # one per tenant
+    assert error_of(alone) == (404, "not_found")
+    assert replies[0]["data"] == replies[2]["data"] == {"id": pk, "name": "acme's"}
+    assert error_of(replies[1]) == (404, "not_found")

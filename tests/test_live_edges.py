@@ -2,6 +2,7 @@
 that was found: they must stay fixed."""
 
 import asyncio
+import json
 
 import pytest
 from channels.db import database_sync_to_async
@@ -271,3 +272,22 @@ async def test_subscriptions_per_connection_are_bounded(communicator):
             assert push["data"]["id"] == products[2].pk
             assert await client.receive_nothing(0.2)
             assert client.pushes == []
+
+
+@pytest.mark.parametrize("path", ["/ws/", "/ws/sync/"])
+async def test_a_reply_larger_than_the_outgoing_buffer_is_sent(communicator, path):
+    def make():
+        for number in range(10):
+            Product.objects.create(name=f"p{number}", price=1, description="x" * 500)
+
+    await database_sync_to_async(make)()
+    settings = {**ROOT, "OUTGOING_BUFFER_BYTES": 3000}
+    with override_settings(CHANNELS_BINDING=settings):
+        async with communicator(path=path) as client:
+            reply = await client.request("shop.Product.list", {})
+            assert len(json.dumps(reply)) > 3000
+            assert reply["data"]["count"] == 10
+            # and the socket still answers
+            assert (await client.request("shop.Product.list", {"limit": 1}))["data"][
+                "count"
+            ] == 10

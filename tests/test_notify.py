@@ -202,6 +202,13 @@ async def test_relay_to_users_when_enabled(user, other_user):
             "data": {"hello": "bob"},
             "sender": {"user_id": user.pk, "client_id": sender.connection["client_id"]},
         }
+        # a relay keeps its hash, like every event
+        reply = await sender.request(
+            "notify.users#tag", {"targets": [other_user.pk], "data": {"again": 1}}
+        )
+        assert reply["event"] == "notify.users#tag"
+        assert reply["data"] == {"sent": 1}
+        assert (await receiver.receive_json_from())["data"] == {"again": 1}
         # anonymous connections can never relay
         reply = await stranger.request(
             "notify.users", {"targets": [user.pk], "data": {}}

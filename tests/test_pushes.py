@@ -282,3 +282,83 @@ def test_a_push_is_serialized_for_each_user_when_the_output_may_differ(attrs):
             "user0": {"id": product.pk, "name": "p"},
             "user1": {"id": product.pk, "name": "p", "description": "internal"},
         }
+
+
+class StaffOnlyData(serializers.ModelSerializer):
+    """Hides a field from non-staff in ``data``: code of its own, so per user."""
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "description"]
+
+    @property
+    def data(self):
+        data = super().data
+        if not self.context["request"].user.is_staff:
+            data = {k: v for k, v in data.items() if k != "description"}
+        return data
+
+
+class StaffOnlyReadable(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["id", "name", "description"]
+
+    @property
+    def _readable_fields(self):
+        staff = self.context["request"].user.is_staff
+        for field in super()._readable_fields:
+            if staff or field.field_name != "description":
+                yield field
+
+
+def staff_serializer(self):
+    return StaffProduct if self.request.user.is_staff else PublicProduct
+
+
+def init_per_user(self, request):
+    AsyncBinding.__init__(self, request)
+    self.serializer_class = staff_serializer(self)
+
+
+def fields_per_user(self):
+    if self.request.user.is_staff:
+        return ["id", "name", "description"]
+    return ["id", "name"]
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {"serializer_class": property(staff_serializer)},
+        {"__init__": init_per_user},
+        {"fields": property(fields_per_user)},
+        {"serializer_class": StaffOnlyData},
+        {"serializer_class": StaffOnlyReadable},
+    ],
+    ids=["class-property", "init", "fields-property", "data", "readable-fields"],
+)
+@pytest.mark.parametrize("staff_first", [True, False])
+def test_serializers_chosen_or_trimmed_per_user_are_never_shared(attrs, staff_first):
+    type(
+        "PerUserWays",
+        (AsyncBinding,),
+        {"model": Product, "stream": "shop.ways", "__module__": __name__, **attrs},
+    )
+    try:
+        product = Product.objects.create(name="p", price=1, description="internal")
+        plain, staff = users(2)
+        staff.is_staff = True
+        people = [staff, plain] if staff_first else [plain, staff]
+        subs = [
+            Subscription(Watcher(person), "shop.ways", None, pk=product.pk)
+            for person in people
+        ]
+        queries, frames = queries_for("shop.ways", [product.pk], subs)
+        data = {w.user.username: json.loads(text)["data"] for w, text in frames}
+    finally:
+        registry.unregister("shop.ways")
+    assert data == {
+        "user0": {"id": product.pk, "name": "p"},
+        "user1": {"id": product.pk, "name": "p", "description": "internal"},
+    }
