@@ -331,9 +331,9 @@ class GenericBinding(LiveMixin):
     def can_share_reads(self) -> bool:
         r"""Whether this request's object may be read in one query with other
         requests' (see :mod:`.batching`): a ``retrieve`` by primary key sending
-        nothing but the key, answered by the default ``run``, ``retrieve`` and
-        ``get_object``, of a binding whose rows are the same for everybody
-        (``get_queryset`` not overridden) or that says who sees the same rows
+        nothing but the key, answered by the default ``run``, ``initial``,
+        ``retrieve`` and ``get_object``, of a binding whose rows are the same for
+        everybody (``get_queryset`` not overridden) or that says who sees the same rows
         (``get_visibility_key`` overridden). The query is the ``get_queryset()``
         of the first request with the same :meth:`get_visibility_key`."""
         cls = type(self)
@@ -342,6 +342,7 @@ class GenericBinding(LiveMixin):
             and self.lookup_field in ("pk", self.model._meta.pk.name)
             and cls.get_object is GenericBinding.get_object
             and cls.run is GenericBinding.run
+            and cls.initial is GenericBinding.initial
             and getattr(cls, "retrieve", None) is mixins.RetrieveMixin.retrieve
             and (
                 cls.get_queryset is GenericBinding.get_queryset

@@ -45,7 +45,9 @@ class Outbox:
         # frame alone may be larger than the limit (a big page of a list): the
         # limit bounds what piles up behind a socket that is not read.
         self.size += len(text)
-        if self.size > self.limit and self._frames:
+        # The oldest waiting frame is next to be written: not counted, so one
+        # big frame waiting behind another does not end the connection.
+        if self._frames and self.size - len(self._frames[0]) > self.limit:
             self.close()
             self._on_overflow()
             return

@@ -276,19 +276,43 @@ def reads_only_the_object(cls: type) -> bool:
 
 
 #: What a serializer class of the project may define and still serialize an object
-#: the same way for everybody: its ``Meta``, and the code of writes.
-WRITE_ONLY_CODE = frozenset({"Meta", "create", "update", "save", "validate"})
+#: the same way for everybody: its ``Meta``, and the code of validation and writes.
+WRITE_ONLY_CODE = frozenset(
+    {
+        "Meta",
+        "create",
+        "update",
+        "save",
+        "validate",
+        "to_internal_value",
+        "run_validation",
+        "get_validators",
+    }
+)
+#: Names DRF calls or reads on a serializer; overriding one with code may change
+#: what it shows (``to_representation``, ``data``, ``fields``, ``_readable_fields``).
+DRF_NAMES = (
+    frozenset(
+        name
+        for cls in (serializers.ModelSerializer, serializers.HyperlinkedModelSerializer)
+        for name in dir(cls)
+    )
+    | FIELD_BUILDERS
+)
 
 
 def _harmless(name: str, value: Any) -> bool:
     """Whether a serializer class attribute cannot make the output depend on the
-    request: plain data, ``Meta`` and write code; any other method or property
-    (``to_representation``, ``data``, ``_readable_fields``, ...) may."""
+    request: plain data and classes (the fields they make are checked anyway),
+    validation and write code, and helpers DRF never calls. Code under a name DRF
+    uses (a method, a property, a ``cached_property``) may."""
     if name in WRITE_ONLY_CODE or name.startswith("validate_"):
         return True
-    return not (
-        callable(value) or isinstance(value, property | classmethod | staticmethod)
-    )
+    if isinstance(value, type) or not hasattr(type(value), "__get__"):
+        return True  # a class, or plain data
+    if name.startswith("__") and not callable(value) and name != "__init__":
+        return True  # the class's own bookkeeping (__dict__, __weakref__)
+    return name not in DRF_NAMES
 
 
 def _check_object_only(cls: type, seen: set) -> bool:
@@ -308,6 +332,11 @@ def _check_object_only(cls: type, seen: set) -> bool:
         for part in (field, getattr(field, "child", None)):
             part = getattr(part, "child_relation", part)
             if part is None:
+                continue
+            if isinstance(part, serializers.ListSerializer):
+                # ``many=True``: DRF's list holds the child, checked next.
+                if not type(part).__module__.startswith("rest_framework."):
+                    return False
                 continue
             if isinstance(part, serializers.BaseSerializer):
                 if not _check_object_only(type(part), seen):

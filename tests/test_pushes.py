@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils.functional import cached_property
 from rest_framework import serializers
 
 from channels_binding.bindings import AsyncBinding
@@ -225,15 +226,92 @@ class OwnRepresentation(PublicProduct):
         return super().to_representation(instance)
 
 
+class Hyperlinked(serializers.HyperlinkedModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["id", "name"]
+
+
+class WritesAndHelpers(serializers.ModelSerializer):
+    """Validation, writes and helpers of its own: nothing that reading calls."""
+
+    serializer_related_field = serializers.PrimaryKeyRelatedField
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "category"]
+
+    def validate_name(self, value):
+        return self.clean(value)
+
+    def clean(self, value):
+        return value.strip()
+
+    def validate(self, attrs):
+        return attrs
+
+    def to_internal_value(self, data):
+        return super().to_internal_value(data)
+
+    def create(self, validated_data):
+        return super().create(validated_data)
+
+
+class NestsMany(serializers.ModelSerializer):
+    tags = serializers.SlugRelatedField(many=True, read_only=True, slug_field="name")
+    same = PublicProduct(source="*", read_only=True)
+    also = PublicProduct(source="category.product_set", many=True, read_only=True)
+
+    class Meta:
+        model = Product
+        fields = ["id", "tags", "same", "also"]
+
+
+class FieldsPerUser(serializers.ModelSerializer):
+    """Trims its fields with a cached_property, as DRF's own ``fields`` is."""
+
+    class Meta:
+        model = Product
+        fields = ["id", "name", "description"]
+
+    @cached_property
+    def fields(self):
+        fields = super().fields
+        request = self.context.get("request")
+        if request is None or not request.user.is_staff:
+            fields.pop("description", None)
+        return fields
+
+
+class ReadablePerUser(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["id", "name", "description"]
+
+    @cached_property
+    def _readable_fields(self):
+        staff = self.context["request"].user.is_staff
+        return [
+            field
+            for field in self.fields.values()
+            if not field.write_only and (staff or field.field_name != "description")
+        ]
+
+
 @pytest.mark.parametrize(
     "serializer, same",
     [
         (PublicProduct, True),
         (registry.get("shop.Product").serializer_class, True),  # nested, slugs
+        (Hyperlinked, True),
+        (WritesAndHelpers, True),
+        (NestsMany, True),
         (LikedProduct, False),
         (NestsLiked, False),
         (HasOwnField, False),
         (OwnRepresentation, False),
+        (FieldsPerUser, False),
+        (ReadablePerUser, False),
     ],
 )
 def test_which_serializers_read_only_the_object(serializer, same):
@@ -335,8 +413,18 @@ def fields_per_user(self):
         {"fields": property(fields_per_user)},
         {"serializer_class": StaffOnlyData},
         {"serializer_class": StaffOnlyReadable},
+        {"serializer_class": FieldsPerUser},
+        {"serializer_class": ReadablePerUser},
     ],
-    ids=["class-property", "init", "fields-property", "data", "readable-fields"],
+    ids=[
+        "class-property",
+        "init",
+        "fields-property",
+        "data",
+        "readable-fields",
+        "cached-fields",
+        "cached-readable-fields",
+    ],
 )
 @pytest.mark.parametrize("staff_first", [True, False])
 def test_serializers_chosen_or_trimmed_per_user_are_never_shared(attrs, staff_first):
