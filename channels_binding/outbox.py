@@ -33,6 +33,7 @@ class Outbox:
         self._on_overflow = on_overflow
         self.limit = limit
         self.size = 0
+        self._largest = 0  # the largest frame put since the queue was last empty
         self.closed = False
         self._frames: deque[str] = deque()
         self._writer: asyncio.Task | None = None
@@ -41,16 +42,16 @@ class Outbox:
         """Queue a frame (from the event loop's thread)."""
         if self.closed:
             return
-        # ``size`` counts the frames waiting, not the one being written, and a
-        # frame alone may be larger than the limit (a big page of a list): the
-        # limit bounds what piles up behind a socket that is not read.
-        self.size += len(text)
-        # The oldest waiting frame is next to be written: not counted, so one
-        # big frame waiting behind another does not end the connection.
-        if self._frames and self.size - len(self._frames[0]) > self.limit:
+        # ``size`` counts the frames waiting, not the one being written. The limit
+        # bounds what piles up behind a socket that is not read, leaving out the
+        # largest frame: one frame larger than the limit (a big page) is sent.
+        largest = max(self._largest, len(text))
+        if self.size + len(text) - largest > self.limit:
             self.close()
             self._on_overflow()
             return
+        self._largest = largest
+        self.size += len(text)
         self._frames.append(text)
         if self._writer is None:
             self._writer = asyncio.get_running_loop().create_task(self._drain())
@@ -81,6 +82,8 @@ class Outbox:
             while self._frames:
                 text = self._frames.popleft()
                 self.size -= len(text)
+                if not self._frames:
+                    self._largest = 0
                 await self._write(text)
         except asyncio.CancelledError:
             raise

@@ -13,6 +13,7 @@ from django.core.exceptions import FieldDoesNotExist
 from django.core.signals import setting_changed
 from django.db import models
 from rest_framework import serializers
+from rest_framework.fields import empty
 from rest_framework.utils.serializer_helpers import BindingDict
 
 
@@ -217,7 +218,11 @@ def _template(cls: type) -> _Template | None:
 
 
 def _build_template(cls: type) -> _Template | None:
-    if not issubclass(cls, serializers.Serializer) or _builds_own_fields(cls):
+    if (
+        not issubclass(cls, serializers.Serializer)
+        or not _from_drf(type(cls))  # a metaclass of its own may change instances
+        or _builds_own_fields(cls)
+    ):
         return None
     try:
         serializer = cls(None, context={})
@@ -244,12 +249,12 @@ def _stateless(field: Any) -> bool:
 
 
 def _builds_own_fields(cls: type) -> bool:
-    for klass in cls.__mro__:
-        if klass.__module__.startswith("rest_framework."):
-            return False
+    for klass in cls.__mro__:  # mixins after DRF's classes too
+        if klass is object or _from_drf(klass):
+            continue
         if FIELD_BUILDERS.intersection(vars(klass)):
             return True
-    return True
+    return False
 
 
 # -- output that depends on nothing but the object ----------------------------------
@@ -301,11 +306,19 @@ DRF_NAMES = (
 )
 
 
+#: Names through which code changes what any serializer shows, whatever they hold.
+UNSAFE_NAMES = frozenset(
+    {"__getattr__", "__getattribute__", "_data", "_errors", "_context", "__class__"}
+)
+
+
 def _harmless(name: str, value: Any) -> bool:
     """Whether a serializer class attribute cannot make the output depend on the
     request: plain data and classes (the fields they make are checked anyway),
     validation and write code, and helpers DRF never calls. Code under a name DRF
     uses (a method, a property, a ``cached_property``) may."""
+    if name in UNSAFE_NAMES:
+        return False
     if name in WRITE_ONLY_CODE or name.startswith("validate_"):
         return True
     if isinstance(value, type) or not hasattr(type(value), "__get__"):
@@ -319,30 +332,39 @@ def _check_object_only(cls: type, seen: set) -> bool:
     if cls in seen:
         return True
     seen.add(cls)
-    if not issubclass(cls, serializers.Serializer):
-        return False
-    for klass in cls.__mro__:
-        if klass.__module__.startswith("rest_framework."):
-            break
+    if not issubclass(cls, serializers.Serializer) or not _from_drf(type(cls)):
+        return False  # not a serializer, or a metaclass of the project's
+    for klass in cls.__mro__:  # mixins after DRF's classes too
+        if klass is object or _from_drf(klass):
+            continue
         if not all(_harmless(name, value) for name, value in vars(klass).items()):
             return False
-    for field in cls(context={}).fields.values():
-        if field.write_only:
-            continue
-        for part in (field, getattr(field, "child", None)):
-            part = getattr(part, "child_relation", part)
-            if part is None:
-                continue
-            if isinstance(part, serializers.ListSerializer):
-                # ``many=True``: DRF's list holds the child, checked next.
-                if not type(part).__module__.startswith("rest_framework."):
-                    return False
-                continue
-            if isinstance(part, serializers.BaseSerializer):
-                if not _check_object_only(type(part), seen):
-                    return False
-            elif isinstance(part, serializers.SerializerMethodField) or not (
-                type(part).__module__.startswith("rest_framework.")
-            ):
-                return False
+    return all(
+        _field_object_only(field, seen)
+        for field in cls(context={}).fields.values()
+        if not field.write_only
+    )
+
+
+def _field_object_only(field: Any, seen: set) -> bool:
+    """Whether ``field`` reads only the object, whatever it holds, at any depth."""
+    default = getattr(field, "default", empty)
+    if default is not empty and callable(default):
+        return False  # read when the attribute is missing: CurrentUserDefault()
+    if isinstance(field, serializers.ListSerializer):
+        return _from_drf(type(field)) and _field_object_only(field.child, seen)
+    if isinstance(field, serializers.BaseSerializer):
+        return _check_object_only(type(field), seen)
+    if isinstance(field, serializers.SerializerMethodField) or not _from_drf(
+        type(field)
+    ):
+        return False
+    for name in ("child", "child_relation"):
+        inner = getattr(field, name, None)
+        if inner is not None and not _field_object_only(inner, seen):
+            return False
     return True
+
+
+def _from_drf(cls: type) -> bool:
+    return cls.__module__.startswith("rest_framework.")

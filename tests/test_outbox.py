@@ -65,6 +65,27 @@ async def test_one_big_frame_waiting_behind_another_is_sent():
     assert written == ["push", big, '{"event":"pong"}']
 
 
+async def test_a_big_frame_anywhere_in_the_queue_is_sent():
+    written, given_up = [], []
+    drained = asyncio.Event()
+
+    async def write(text):
+        await drained.wait()
+        written.append(text)
+
+    box = Outbox(write, lambda: given_up.append(True), limit=1000)
+    frames = ["push1", "push2", "R" * 1500, '{"event":"pong"}', "push3"]
+    box.put(frames[0])  # being written
+    await asyncio.sleep(0)
+    for frame in frames[1:]:
+        box.put(frame)
+    drained.set()
+    while box._writer is not None:
+        await asyncio.sleep(0.001)
+    assert not given_up
+    assert written == frames
+
+
 async def test_a_client_that_stops_reading_is_given_up():
     given_up = []
     never = asyncio.Event()

@@ -298,6 +298,80 @@ class ReadablePerUser(serializers.ModelSerializer):
         ]
 
 
+class HidesByGetattribute:
+    """A mixin placed after ModelSerializer, trimming per user."""
+
+    def __getattribute__(self, name):
+        value = object.__getattribute__(self, name)
+        if name == "_readable_fields" and not self.context["request"].user.is_staff:
+            return [field for field in value if field.field_name != "description"]
+        return value
+
+
+class MixinAfter(serializers.ModelSerializer, HidesByGetattribute):
+    class Meta:
+        model = Product
+        fields = ["id", "name", "description"]
+
+
+class DataByGetattr(serializers.ModelSerializer):
+    class Meta:
+        model = Product
+        fields = ["id", "name", "description"]
+
+    def __getattr__(self, name):  # DRF's data asks for _data
+        if name == "_data":
+            return {"who": self.context["request"].user.username}
+        raise AttributeError(name)
+
+
+class UserDefault(serializers.ModelSerializer):
+    """A missing source falls back to the default, which reads the user."""
+
+    hint = serializers.CharField(
+        source="category.name", read_only=True, default=serializers.CurrentUserDefault()
+    )
+
+    class Meta:
+        model = Product
+        fields = ["id", "hint"]
+
+
+class DeepList(serializers.ModelSerializer):
+    grid = serializers.ListField(
+        child=serializers.ListField(child=OwnField()), source="name", read_only=True
+    )
+
+    class Meta:
+        model = Product
+        fields = ["id", "grid"]
+
+
+class ListOfMany(serializers.ModelSerializer):
+    groups = serializers.ListField(
+        child=LikedProduct(many=True), source="name", read_only=True
+    )
+
+    class Meta:
+        model = Product
+        fields = ["id", "groups"]
+
+
+class PerUserMetaclass(type(serializers.ModelSerializer)):
+    def __call__(cls, *args, **kwargs):
+        serializer = super().__call__(*args, **kwargs)
+        request = serializer.context.get("request")
+        if request is not None and not request.user.is_staff:
+            serializer.fields.pop("description", None)
+        return serializer
+
+
+class MetaclassPerUser(serializers.ModelSerializer, metaclass=PerUserMetaclass):
+    class Meta:
+        model = Product
+        fields = ["id", "name", "description"]
+
+
 @pytest.mark.parametrize(
     "serializer, same",
     [
@@ -312,6 +386,12 @@ class ReadablePerUser(serializers.ModelSerializer):
         (OwnRepresentation, False),
         (FieldsPerUser, False),
         (ReadablePerUser, False),
+        (MixinAfter, False),
+        (DataByGetattr, False),
+        (UserDefault, False),
+        (DeepList, False),
+        (ListOfMany, False),
+        (MetaclassPerUser, False),
     ],
 )
 def test_which_serializers_read_only_the_object(serializer, same):
@@ -415,6 +495,8 @@ def fields_per_user(self):
         {"serializer_class": StaffOnlyReadable},
         {"serializer_class": FieldsPerUser},
         {"serializer_class": ReadablePerUser},
+        {"serializer_class": MixinAfter},
+        {"serializer_class": MetaclassPerUser},
     ],
     ids=[
         "class-property",
@@ -424,6 +506,8 @@ def fields_per_user(self):
         "readable-fields",
         "cached-fields",
         "cached-readable-fields",
+        "mixin-after",
+        "metaclass",
     ],
 )
 @pytest.mark.parametrize("staff_first", [True, False])
