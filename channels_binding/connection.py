@@ -156,14 +156,14 @@ class ConnectionMixin:
         return frame, None
 
     def is_connection_event(self, frame: Frame) -> bool:
-        return frame.event.partition("#")[0] in self.connection_events
+        return frame.name in self.connection_events
 
     async def answer_connection_event(self, frame: Frame) -> list[dict]:
         """The reply (its event keeps the frame's ``#hash``), and after a
         successful ``authorize`` the new ``connection`` frame."""
-        name, sep, tag = frame.event.partition("#")
+        name = frame.name
         handler = getattr(self, self.connection_events[name])
-        event = ("pong" + sep + tag) if name == "ping" else frame.event
+        event = "pong" + frame.event[len(name) :] if name == "ping" else frame.event
         try:
             data = await handler(frame)
         except Exception as exc:
@@ -246,7 +246,7 @@ class ConnectionMixin:
             raise UnknownEvent(f"Unknown event {frame.event!r}.")
         if not self.user.is_authenticated:
             raise NotAuthenticated()
-        kind = RELAY_KINDS[frame.event.partition("#")[0]]
+        kind = RELAY_KINDS[frame.name]
         targets, payload = frame.data.get("targets"), frame.data.get("data")
         if (
             not isinstance(targets, list)

@@ -55,6 +55,11 @@ class Frame:
     request_id: Any = None
     has_request_id: bool = False
 
+    @property
+    def name(self) -> str:
+        """The event without its ``#hash``."""
+        return self.event.partition("#")[0]
+
 
 @dataclass(frozen=True)
 class Event:

@@ -204,7 +204,7 @@ class EventsView(BindingAPIView):
         except UnicodeDecodeError:
             raise BadFrame(ParseError("Frame is not valid JSON.")) from None
         frame = protocol.parse_frame(text, max_bytes=binding_settings.MAX_FRAME_BYTES)
-        if frame.event.partition("#")[0] in ConnectionMixin.connection_events:
+        if frame.name in ConnectionMixin.connection_events:
             self.frame = frame
             raise UnknownEvent(
                 f"{frame.event!r} is an event of a websocket connection; it has no "
