@@ -14,10 +14,11 @@ for the next one. Nothing waits for a batch to fill: one request alone runs at
 once.
 
 Inside a batch, consecutive ``retrieve``\\ s of one binding class that see the same
-rows (equal :meth:`~.watching.LiveMixin.get_visibility_key`) are read with one
-``pk__in`` query instead of one query each; permissions are checked per request
-first, and per object after, exactly as for a lone retrieve. Any other request
-between them ends the run, so a read never overtakes a write sent before it.
+rows (equal :meth:`~.bindings.GenericBinding.shared_rows_key` and context
+variables) are read with one ``pk__in`` query instead of one query each;
+permissions are checked per request first, and per object after, exactly as for a
+lone retrieve. Any other request between them ends the run, so a read never
+overtakes a write sent before it.
 
 Sharing a trip changes nothing else a request can see: each runs in its own
 request task's context (context variables, the active language and time zone),
@@ -158,12 +159,13 @@ def run_batch(
     ``run()``, so a retrieve sent after a write still reads what the write left.
     ``report(start, outcomes)`` is called after each run with its outcomes.
     """
+    shareable = [_may_share(entry) for entry in entries]
     outcomes: list[Outcome] = []
     start = 0
     while start < len(entries):
         end = start + 1
-        if _may_share(entries[start]):
-            while end < len(entries) and _may_share(entries[end]):
+        if shareable[start]:
+            while end < len(entries) and shareable[end]:
                 end += 1
         if end - start == 1:
             done = [_call(entries[start], entries[start][0].run)]

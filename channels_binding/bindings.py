@@ -333,9 +333,10 @@ class GenericBinding(LiveMixin):
         requests' (see :mod:`.batching`): a ``retrieve`` by primary key sending
         nothing but the key, answered by the default ``run``, ``initial``,
         ``retrieve`` and ``get_object``, of a binding whose rows are the same for
-        everybody (``get_queryset`` not overridden) or that says who sees the same rows
-        (``get_visibility_key`` overridden). The query is the ``get_queryset()``
-        of the first request with the same :meth:`get_visibility_key`."""
+        everybody (``get_queryset`` not overridden) or that says who sees the same
+        rows (``get_visibility_key`` overridden). The query is the
+        ``get_queryset()`` of the first request with the same
+        :meth:`shared_rows_key` and context variables."""
         cls = type(self)
         return (
             self.action == "retrieve"

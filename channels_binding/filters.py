@@ -107,11 +107,10 @@ def _booleans(model: Any, key: str, value: Any) -> Any:
     if lookup == "isnull" or (
         isinstance(field, models.BooleanField) and lookup in ("exact", "in")
     ):
-        value = (
-            [_boolean(item) for item in value]
-            if isinstance(value, list)
-            else (_boolean(value))
-        )
+        if isinstance(value, list):
+            value = [_boolean(item) for item in value]
+        else:
+            value = _boolean(value)
     if lookup == "isnull" and not isinstance(value, bool):
         raise invalid(key, "Must be true or false.")
     return value

@@ -242,19 +242,20 @@ def _stateless(field: Any) -> bool:
     while reading. A field class of another module may (DRF deep-copies declared
     fields for every serializer)."""
     return (
-        type(field).__module__.startswith("rest_framework.")
+        _from_drf(type(field))
         and not isinstance(field, serializers.BaseSerializer)
         and not any(hasattr(field, name) for name in ("child", "child_relation"))
     )
 
 
 def _builds_own_fields(cls: type) -> bool:
-    for klass in cls.__mro__:  # mixins after DRF's classes too
-        if klass is object or _from_drf(klass):
-            continue
-        if FIELD_BUILDERS.intersection(vars(klass)):
-            return True
-    return False
+    return any(FIELD_BUILDERS.intersection(vars(k)) for k in _project_classes(cls))
+
+
+def _project_classes(cls: type) -> list[type]:
+    """The classes of ``cls``'s MRO that are not DRF's (nor ``object``), mixins
+    placed after DRF's classes included."""
+    return [k for k in cls.__mro__ if k is not object and not _from_drf(k)]
 
 
 # -- output that depends on nothing but the object ----------------------------------
@@ -334,9 +335,7 @@ def _check_object_only(cls: type, seen: set) -> bool:
     seen.add(cls)
     if not issubclass(cls, serializers.Serializer) or not _from_drf(type(cls)):
         return False  # not a serializer, or a metaclass of the project's
-    for klass in cls.__mro__:  # mixins after DRF's classes too
-        if klass is object or _from_drf(klass):
-            continue
+    for klass in _project_classes(cls):
         if not all(_harmless(name, value) for name, value in vars(klass).items()):
             return False
     return all(

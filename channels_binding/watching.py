@@ -31,10 +31,10 @@ class LiveMixin:
         """Watchers whose bindings return equal keys see the same rows, serialized
         the same way: a change is checked and serialized once per key.
 
-        The default is one key for everybody when nothing the binding reads can
-        depend on the user: ``get_queryset()`` and the serializer hooks are not
-        overridden, and the serializer has only DRF's own fields, none of them a
-        ``SerializerMethodField`` (see :func:`.serializers.reads_only_the_object`).
+        The default is one key for everybody served by the same serializer class,
+        ``("serializer", <class>)``, when nothing the binding reads can depend on
+        the user: ``get_queryset()`` and the serializer hooks are not overridden,
+        and the serializer passes :func:`.serializers.reads_only_the_object`.
         Otherwise it is one key per user. Return a coarser key (a role, a
         tenant) to share the work among users who see the same rows the same way.
         """
