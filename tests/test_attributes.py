@@ -12,7 +12,6 @@ from decimal import Decimal
 
 import django_filters
 import pytest
-from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.test import override_settings
 from rest_framework.permissions import AllowAny
@@ -21,7 +20,7 @@ from rest_framework.test import APIClient
 from channels_binding.bindings import AsyncBinding, bind
 from channels_binding.registry import registry
 from tests.shop.models import Note, Product
-from tests.test_live import next_push
+from tests.test_live import next_push, orm, save
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,19 +28,6 @@ PATHS = ["/ws/", "/ws/sync/"]
 ROOT = {"BINDINGS_MODULES": ["tests.root_bindings"]}
 FIELDS = ["id", "name", "price", "in_stock"]
 ONE_MIB = 1024 * 1024
-
-
-@database_sync_to_async
-def orm(fn, *args, **kwargs):
-    return fn(*args, **kwargs)
-
-
-def save(model, pk, **fields):
-    obj = model.objects.get(pk=pk)
-    for name, value in fields.items():
-        setattr(obj, name, value)
-    obj.save()
-    return obj
 
 
 def row(product):

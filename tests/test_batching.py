@@ -32,6 +32,7 @@ from channels_binding.consumers import AsyncConsumer
 from channels_binding.registry import registry
 from channels_binding.testing import BindingCommunicator
 from tests.shop.models import Category, Note, Product, Tag
+from tests.test_live import orm
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -358,11 +359,6 @@ async def fresh_hold():
             connection.execute_wrappers.remove(count_on_this_thread)
 
     await database_sync_to_async(remove_counter)()
-
-
-@database_sync_to_async
-def orm(fn, *args, **kwargs):
-    return fn(*args, **kwargs)
 
 
 async def wait_until(predicate, what, timeout=3):

@@ -411,25 +411,7 @@ def test_which_serializers_read_only_the_object(serializer, same):
     ids=["serializer-per-user", "method-field"],
 )
 def test_a_push_is_serialized_for_each_user_when_the_output_may_differ(attrs):
-    type(
-        "PerUser",
-        (AsyncBinding,),
-        {"model": Product, "stream": "shop.peruser", "__module__": __name__, **attrs},
-    )
-    try:
-        product = Product.objects.create(name="p", price=1, description="internal")
-        plain, staff = users(2)
-        staff.is_staff = True
-        subs = [
-            Subscription(Watcher(person), "shop.peruser", None, pk=product.pk)
-            for person in (plain, staff)
-        ]
-        queries, frames = queries_for("shop.peruser", [product.pk], subs)
-        data = {
-            watcher.user.username: json.loads(text)["data"] for watcher, text in frames
-        }
-    finally:
-        registry.unregister("shop.peruser")
+    product, data = pushed_to_plain_and_staff(attrs, staff_first=False)
     if "serializer_class" in attrs:
         assert data == {
             "user0": {"id": product.pk, "liked": True},
@@ -440,6 +422,29 @@ def test_a_push_is_serialized_for_each_user_when_the_output_may_differ(attrs):
             "user0": {"id": product.pk, "name": "p"},
             "user1": {"id": product.pk, "name": "p", "description": "internal"},
         }
+
+
+def pushed_to_plain_and_staff(attrs, staff_first):
+    """A binding made of ``attrs`` on ``shop.ways``; the product and what a
+    plain user (user0) and a staff member (user1) watching it are pushed."""
+    type(
+        "PerUserWays",
+        (AsyncBinding,),
+        {"model": Product, "stream": "shop.ways", "__module__": __name__, **attrs},
+    )
+    try:
+        product = Product.objects.create(name="p", price=1, description="internal")
+        plain, staff = users(2)
+        staff.is_staff = True
+        people = [staff, plain] if staff_first else [plain, staff]
+        subs = [
+            Subscription(Watcher(person), "shop.ways", None, pk=product.pk)
+            for person in people
+        ]
+        queries, frames = queries_for("shop.ways", [product.pk], subs)
+        return product, {w.user.username: json.loads(t)["data"] for w, t in frames}
+    finally:
+        registry.unregister("shop.ways")
 
 
 class StaffOnlyData(serializers.ModelSerializer):
@@ -512,24 +517,7 @@ def fields_per_user(self):
 )
 @pytest.mark.parametrize("staff_first", [True, False])
 def test_serializers_chosen_or_trimmed_per_user_are_never_shared(attrs, staff_first):
-    type(
-        "PerUserWays",
-        (AsyncBinding,),
-        {"model": Product, "stream": "shop.ways", "__module__": __name__, **attrs},
-    )
-    try:
-        product = Product.objects.create(name="p", price=1, description="internal")
-        plain, staff = users(2)
-        staff.is_staff = True
-        people = [staff, plain] if staff_first else [plain, staff]
-        subs = [
-            Subscription(Watcher(person), "shop.ways", None, pk=product.pk)
-            for person in people
-        ]
-        queries, frames = queries_for("shop.ways", [product.pk], subs)
-        data = {w.user.username: json.loads(text)["data"] for w, text in frames}
-    finally:
-        registry.unregister("shop.ways")
+    product, data = pushed_to_plain_and_staff(attrs, staff_first)
     assert data == {
         "user0": {"id": product.pk, "name": "p"},
         "user1": {"id": product.pk, "name": "p", "description": "internal"},
