@@ -71,13 +71,13 @@ def measure(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
 
     from bench.project.catalog.models import Product
     from bench.project.catalog.serializers import ProductSerializer
-    from channels_binding.batching import run_batch
     from channels_binding.bindings import GenericBinding
-    from channels_binding.protocol import encode
-    from channels_binding.pushes import _frame, compute_pushes
-    from channels_binding.request import BindingRequest
+    from channels_binding.events.batching import run_batch
+    from channels_binding.events.protocol import encode
+    from channels_binding.events.request import BindingRequest
+    from channels_binding.live.pushes import _frame, compute_pushes
+    from channels_binding.live.subscriptions import Subscription, SubscriptionIndex
     from channels_binding.serializers import read_serializer
-    from channels_binding.subscriptions import Subscription, SubscriptionIndex
 
     rows = []
     product = Product.objects.get(pk=1)

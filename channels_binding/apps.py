@@ -8,8 +8,10 @@ class ChannelsBindingConfig(AppConfig):
     verbose_name = "Channels binding"
 
     def ready(self) -> None:
+        # Imported here, not at the top: they import models and DRF, which Django
+        # allows only once the app registry is ready.
         from . import checks  # noqa: F401  (registers the system checks)
-        from .live import connect_signals
+        from .live.capture import connect_signals
         from .registry import autodiscover
 
         autodiscover()

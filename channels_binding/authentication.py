@@ -66,6 +66,8 @@ class TokenAuthentication(BaseAuthentication):
     def _lookup(self, key: str) -> tuple[Any, Any] | None:
         if not apps.is_installed("rest_framework.authtoken"):
             return None
+        # Imported here: the model exists only where rest_framework.authtoken is
+        # installed, which is optional.
         from rest_framework.authtoken.models import Token
 
         try:
@@ -86,6 +88,7 @@ class JWTAuthentication(BaseAuthentication):
         return await database_sync_to_async(self._validate)(token)
 
     def _validate(self, raw: str) -> tuple[Any, Any]:
+        # Imported here: djangorestframework-simplejwt is an optional extra.
         from rest_framework_simplejwt.authentication import JWTAuthentication as JWT
         from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 

@@ -10,7 +10,7 @@ you override, and policies are class attributes whose defaults come from the
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
 
 from asgiref.sync import async_to_sync
@@ -23,7 +23,8 @@ from django.http import Http404
 from rest_framework.serializers import BaseSerializer
 
 from . import filters, mixins, pagination
-from .batching import Batcher
+from .events.batching import Batcher
+from .events.request import BindingRequest
 from .exceptions import (
     ActionNotAllowed,
     NotAuthenticated,
@@ -32,11 +33,15 @@ from .exceptions import (
     UnknownEvent,
     ValidationError,
 )
+from .live.watching import QUERY_ACTIONS, LiveMixin
 from .registry import registry
-from .request import BindingRequest
-from .serializers import model_serializer_class, read_serializer, related_lookups
+from .serializers import (
+    model_serializer_class,
+    read_serializer,
+    reads_only_the_object,
+    related_lookups,
+)
 from .settings import binding_settings
-from .watching import QUERY_ACTIONS, LiveMixin
 
 BUILTIN_ACTIONS = (
     "retrieve",
@@ -347,7 +352,7 @@ class GenericBinding(LiveMixin):
             and getattr(cls, "retrieve", None) is mixins.RetrieveMixin.retrieve
             and (
                 cls.get_queryset is GenericBinding.get_queryset
-                or cls.get_visibility_key is not LiveMixin.get_visibility_key
+                or cls.get_visibility_key is not GenericBinding.get_visibility_key
             )
             # a get_queryset() may read other request data: such a request reads alone
             and all(key == "id" for key in self.request.data)
@@ -391,6 +396,30 @@ class GenericBinding(LiveMixin):
     def paginate_queryset(self, queryset: QuerySet) -> dict[str, Any]:
         return pagination.paginate(self, queryset, self.request.data)
 
+    # -- live data: who sees a change -------------------------------------------
+
+    def get_visibility_key(self) -> Hashable:
+        """Watchers whose bindings return equal keys see the same rows, serialized
+        the same way: a change is checked and serialized once per key.
+
+        The default is one key for everybody served by the same serializer class,
+        ``("serializer", <class>)``, when nothing the binding reads can depend on
+        the user: ``get_queryset()`` and the serializer hooks are not overridden,
+        and the serializer passes :func:`.serializers.reads_only_the_object`.
+        Otherwise it is one key per user. Return a coarser key (a role, a
+        tenant) to share the work among users who see the same rows the same way.
+        """
+        serializer_class = _serializer_for_everybody(self)
+        if serializer_class is not None:
+            return ("serializer", serializer_class)
+        return ("user", getattr(self.request.user, "pk", None))
+
+    def get_push_queryset(self) -> QuerySet:
+        """Where pushes read the rows that ``get_queryset()`` showed each watcher
+        may see. Defaults to ``queryset`` or the model's manager; override it if
+        your serializer needs annotations that your ``get_queryset()`` adds."""
+        return GenericBinding.get_queryset(self)
+
     # -- writes ------------------------------------------------------------------
 
     def perform_create(self, serializer: BaseSerializer) -> None:
@@ -405,6 +434,33 @@ class GenericBinding(LiveMixin):
 
 def _tuple(value: Any) -> tuple | None:
     return None if value is None else tuple(value)
+
+
+#: The hooks whose overrides may make rows or fields depend on the user.
+USER_HOOKS = (
+    "get_queryset",
+    "get_serializer_class",
+    "get_serializer",
+    "get_serializer_context",
+)
+_hooks_kept: dict[type, bool] = {}
+
+
+def _serializer_for_everybody(binding: GenericBinding) -> type | None:
+    """The binding's serializer class if what it shows cannot depend on the user
+    (see :meth:`GenericBinding.get_visibility_key`), else ``None``. The class is
+    part of the key: a binding that picks its serializer class per user some other
+    way (a property, its ``__init__``) still never shares one user's frames."""
+    cls = type(binding)
+    kept = _hooks_kept.get(cls)
+    if kept is None:
+        kept = _hooks_kept[cls] = all(
+            getattr(cls, hook) is getattr(GenericBinding, hook) for hook in USER_HOOKS
+        )
+    if not kept:
+        return None
+    serializer_class = binding.get_serializer_class()
+    return serializer_class if reads_only_the_object(serializer_class) else None
 
 
 class AsyncBinding(

@@ -8,6 +8,7 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 
 from .registry import registry
 from .settings import ALIASES, DEFAULTS, SETTING_NAME
+from .websocket.throttling import ConnectionThrottle
 
 
 @register(Tags.security, Tags.compatibility)
@@ -72,8 +73,6 @@ def _redis_py_8() -> bool:
 
 @register(Tags.compatibility)
 def check_throttle_rates(app_configs=None, **kwargs):
-    from .throttling import ConnectionThrottle
-
     rates = (getattr(settings, SETTING_NAME, None) or {}).get("THROTTLE_RATES")
     try:
         ConnectionThrottle(rates)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 from functools import reduce
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -17,9 +17,6 @@ from django.db import models
 from django.db.models import Q, QuerySet
 
 from .exceptions import ValidationError
-
-if TYPE_CHECKING:
-    from .bindings import GenericBinding
 
 SCALARS = (str, int, float, bool, type(None))
 #: Integers a database column can hold (a signed 64-bit ``BigIntegerField``).
@@ -35,7 +32,7 @@ def invalid(key: str, message: str) -> ValidationError:
     return ValidationError({key: [message]})
 
 
-def declared_filters(binding: GenericBinding) -> dict[str, str]:
+def declared_filters(binding: Any) -> dict[str, str]:
     """Every accepted filter key mapped to its ORM lookup.
 
     ``filter_fields`` is a list of field names (exact match) or a dict of field
@@ -53,7 +50,7 @@ def declared_filters(binding: GenericBinding) -> dict[str, str]:
     return accepted
 
 
-def filter_queryset(binding: GenericBinding, queryset: QuerySet, filters: Any):
+def filter_queryset(binding: Any, queryset: QuerySet, filters: Any):
     if filters is None or filters == {}:
         return queryset
     if not isinstance(filters, dict):
@@ -136,7 +133,7 @@ def _filterset(binding, filterset_class, queryset, filters):
     return filterset.qs
 
 
-def ordering_terms(binding: GenericBinding, ordering: Any) -> list[str]:
+def ordering_terms(binding: Any, ordering: Any) -> list[str]:
     """The requested ordering as ORM terms, each checked against ``ordering_fields``."""
     if ordering is None or ordering == "" or ordering == []:
         return []
@@ -158,7 +155,7 @@ def ordering_terms(binding: GenericBinding, ordering: Any) -> list[str]:
     return terms
 
 
-def order_queryset(binding: GenericBinding, queryset: QuerySet, ordering: Any):
+def order_queryset(binding: Any, queryset: QuerySet, ordering: Any):
     """Order by the request's terms, else the binding's, else the model's; the
     primary key always ends the ordering so pages never overlap or skip rows."""
     terms = ordering_terms(binding, ordering)
@@ -175,7 +172,7 @@ def order_queryset(binding: GenericBinding, queryset: QuerySet, ordering: Any):
     return queryset.order_by(*terms)
 
 
-def search_queryset(binding: GenericBinding, queryset: QuerySet, query: Any):
+def search_queryset(binding: Any, queryset: QuerySet, query: Any):
     """Every word of ``query`` must match at least one of ``search_fields``.
 
     A field may start with ``^`` (starts with) or ``=`` (exact), as in DRF's

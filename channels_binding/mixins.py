@@ -15,7 +15,7 @@ from django.db import router, transaction
 from django.db.models import Model
 
 from .exceptions import ActionNotAllowed
-from .subscriptions import Subscription
+from .live.subscriptions import Subscription
 
 
 class RetrieveMixin:

@@ -27,15 +27,16 @@ from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, get_channel_layer
 
-from . import protocol
-from .groups import ALL, channel_group, user_group
+from .events import protocol
+from .live.groups import (
+    ALL,
+    DIRECT_MESSAGE,
+    GROUP_MESSAGE,
+    channel_group,
+    user_group,
+)
 
 logger = logging.getLogger("channels_binding")
-
-#: Layer message a hub fans out to its local members of ``group``.
-GROUP_MESSAGE = "binding.notify"
-#: Layer message for one connection, sent to its process's hub.
-DIRECT_MESSAGE = "binding.direct"
 
 __all__ = [
     "aall",
@@ -50,20 +51,8 @@ __all__ = [
 ]
 
 
-def frame(data: Any, sender: dict | None = None) -> str:
-    """The JSON text recipients get for ``data``."""
-    if isinstance(data, dict) and isinstance(data.get("event"), str):
-        payload = (
-            data["data"]
-            if "data" in data
-            else {key: value for key, value in data.items() if key != "event"}
-        )
-        message: dict[str, Any] = {"event": data["event"], "data": payload}
-    else:
-        message = {"event": "notify", "data": data}
-    if sender is not None:
-        message["sender"] = sender
-    return protocol.encode(message)
+#: The JSON text recipients get for ``data``: :func:`.events.protocol.notification`.
+frame = protocol.notification
 
 
 async def _to_groups(groups: Iterable[str], text: str) -> int:

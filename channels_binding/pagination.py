@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db.models import QuerySet
 
 from .exceptions import NotFound
 from .filters import invalid
 from .settings import binding_settings
-
-if TYPE_CHECKING:
-    from .bindings import GenericBinding
 
 DIGITS = re.compile(r"[0-9]{1,18}")
 
@@ -26,7 +23,7 @@ def positive_int(value: Any, key: str) -> int:
     return value
 
 
-def paginate(binding: GenericBinding, queryset: QuerySet, data: dict) -> dict:
+def paginate(binding: Any, queryset: QuerySet, data: dict) -> dict:
     """``{"page", "limit", "count", "rows"}`` for the requested page.
 
     ``limit`` above the maximum is lowered to it, and the reply says so. A page past

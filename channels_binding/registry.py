@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import pkgutil
-from typing import TYPE_CHECKING
 
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
@@ -13,9 +12,6 @@ from django.utils.module_loading import module_has_submodule
 
 from .exceptions import UnknownEvent
 from .settings import binding_settings
-
-if TYPE_CHECKING:
-    from .bindings import AsyncBinding
 
 
 def _path(cls: type) -> str:
@@ -26,10 +22,10 @@ class Registry:
     """Streams (``"shop.Product"``) mapped to their binding class."""
 
     def __init__(self) -> None:
-        self._streams: dict[str, type[AsyncBinding]] = {}
+        self._streams: dict[str, type] = {}
         self._by_model: dict[type, tuple[str, ...]] | None = None
 
-    def register(self, binding: type[AsyncBinding]) -> None:
+    def register(self, binding: type) -> None:
         stream = binding.stream
         current = self._streams.get(stream)
         # The same class imported again (module reloaded) replaces itself.
@@ -45,7 +41,7 @@ class Registry:
         self._streams.pop(stream, None)
         self._by_model = None
 
-    def get(self, stream: str) -> type[AsyncBinding]:
+    def get(self, stream: str) -> type:
         try:
             return self._streams[stream]
         except KeyError:

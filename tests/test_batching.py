@@ -26,9 +26,9 @@ from django.utils import translation
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny, BasePermission, IsAuthenticated
 
-from channels_binding.batching import Batcher
 from channels_binding.bindings import AsyncBinding, bind
 from channels_binding.consumers import AsyncConsumer
+from channels_binding.events.batching import Batcher
 from channels_binding.registry import registry
 from channels_binding.testing import BindingCommunicator
 from tests.shop.models import Category, Note, Product, Tag

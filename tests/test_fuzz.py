@@ -47,13 +47,13 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from channels_binding.bindings import BUILTIN_ACTIONS, GenericBinding
-from channels_binding.connection import ConnectionMixin
-from channels_binding.hub import Hub
-from channels_binding.protocol import Frame
+from channels_binding.events.protocol import Frame
+from channels_binding.events.request import BindingRequest
+from channels_binding.live.hub import Hub
+from channels_binding.live.subscriptions import Subscription
 from channels_binding.registry import registry
-from channels_binding.request import BindingRequest
-from channels_binding.subscriptions import Subscription
 from channels_binding.testing import BindingCommunicator
+from channels_binding.websocket.connection import ConnectionMixin
 from tests.asgi import application
 from tests.shop.models import Category, Note, Product, Tag
 

@@ -325,7 +325,7 @@ async def test_many_to_many_changes_are_pushed(communicator):
 async def test_disconnect_leaves_nothing_behind(communicator):
     from channels.layers import get_channel_layer
 
-    from channels_binding.hub import Hub
+    from channels_binding.live.hub import Hub
 
     product = await orm(make_product, name="Pen")
     client = communicator()

@@ -11,8 +11,8 @@ from django.test import override_settings
 from rest_framework.permissions import AllowAny
 
 from channels_binding.bindings import AsyncBinding, bind
-from channels_binding.hub import Hub
 from channels_binding.live import announce
+from channels_binding.live.hub import Hub
 from channels_binding.registry import registry
 from tests.shop.models import Category, Product, Tag
 from tests.test_live import next_push

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from channels_binding.outbox import Outbox
+from channels_binding.websocket.outbox import Outbox
 
 
 def waiting(box):

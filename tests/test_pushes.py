@@ -15,10 +15,10 @@ from django.utils.functional import cached_property
 from rest_framework import serializers
 
 from channels_binding.bindings import AsyncBinding
-from channels_binding.pushes import compute_pushes
+from channels_binding.live.pushes import compute_pushes
+from channels_binding.live.subscriptions import Subscription, SubscriptionIndex
 from channels_binding.registry import registry
 from channels_binding.serializers import reads_only_the_object
-from channels_binding.subscriptions import Subscription, SubscriptionIndex
 from tests.shop.models import Category, Note, Product, Tag
 
 pytestmark = pytest.mark.django_db

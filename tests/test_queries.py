@@ -8,8 +8,8 @@ for a websocket frame) so the queries happen on this thread's connection, where
 import pytest
 
 from channels_binding.bindings import AsyncBinding, GenericBinding
+from channels_binding.events.request import BindingRequest
 from channels_binding.registry import registry
-from channels_binding.request import BindingRequest
 from tests.shop.models import Category, Product, Tag
 
 pytestmark = pytest.mark.django_db

@@ -14,10 +14,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 from rest_framework.permissions import AllowAny
 
-from channels_binding import throttling
 from channels_binding.bindings import AsyncBinding, bind
 from channels_binding.registry import registry
-from channels_binding.throttling import ConnectionThrottle, parse_rate
+from channels_binding.websocket import throttling
+from channels_binding.websocket.throttling import ConnectionThrottle, parse_rate
 from tests.shop.models import Category
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -58,8 +58,9 @@ def pong(request_id):
 
 
 class Clock:
-    """Stands in for the ``time`` module inside :mod:`channels_binding.throttling`
-    only, so a window can pass without waiting for it."""
+    """Stands in for the ``time`` module inside
+    :mod:`channels_binding.websocket.throttling` only, so a window can pass
+    without waiting for it."""
 
     def __init__(self, now=1000.0):
         self.now = now

@@ -1,5 +1,7 @@
-"""What a binding adds for live data: watching what a request reads, and the hooks
-that decide who sees a change (see :doc:`live` in the docs).
+"""What a binding adds for live data: watching what a request reads (see
+:doc:`live` in the docs). The hooks that decide who sees a change
+(``get_visibility_key``, ``get_push_queryset``) are the binding's own, in
+:mod:`channels_binding.bindings`.
 
 Mixed into :class:`~channels_binding.bindings.GenericBinding`; every method here runs
 with ``self.request`` set, in the worker thread of the request or of the hub.
@@ -7,17 +9,14 @@ with ``self.request`` set, in the worker thread of the request or of the hub.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from django.db import models
-from django.db.models import QuerySet
 
-from . import live
-from .serializers import reads_only_the_object
-from .settings import binding_settings
+from ..settings import binding_settings
+from . import capture
 from .subscriptions import Subscription
 
 #: Actions that watch what they read when auto-subscribe is on.
@@ -27,28 +26,6 @@ QUERY_ACTIONS = ("search", "subscribe", "unsubscribe")
 
 
 class LiveMixin:
-    def get_visibility_key(self) -> Hashable:
-        """Watchers whose bindings return equal keys see the same rows, serialized
-        the same way: a change is checked and serialized once per key.
-
-        The default is one key for everybody served by the same serializer class,
-        ``("serializer", <class>)``, when nothing the binding reads can depend on
-        the user: ``get_queryset()`` and the serializer hooks are not overridden,
-        and the serializer passes :func:`.serializers.reads_only_the_object`.
-        Otherwise it is one key per user. Return a coarser key (a role, a
-        tenant) to share the work among users who see the same rows the same way.
-        """
-        serializer_class = _serializer_for_everybody(self)
-        if serializer_class is not None:
-            return ("serializer", serializer_class)
-        return ("user", getattr(self.request.user, "pk", None))
-
-    def get_push_queryset(self) -> QuerySet:
-        """Where pushes read the rows that ``get_queryset()`` showed each watcher
-        may see. Defaults to ``queryset`` or the model's manager; override it if
-        your serializer needs annotations that your ``get_queryset()`` adds."""
-        return _generic().get_queryset(self)
-
     @property
     def hub(self) -> Any:
         """The connection's live-data hub; ``None`` over HTTP."""
@@ -125,41 +102,4 @@ class LiveMixin:
         ``ProductBinding.announce(pks=[1, 2])``. See :func:`.live.announce`."""
         if objects is None:
             objects = cls.model
-        live.announce(objects, pks)
-
-
-#: The hooks whose overrides may make rows or fields depend on the user.
-USER_HOOKS = (
-    "get_queryset",
-    "get_serializer_class",
-    "get_serializer",
-    "get_serializer_context",
-)
-_hooks_kept: dict[type, bool] = {}
-
-
-def _serializer_for_everybody(binding: Any) -> type | None:
-    """The binding's serializer class if what it shows cannot depend on the user
-    (see :meth:`LiveMixin.get_visibility_key`), else ``None``. The class is part
-    of the key: a binding that picks its serializer class per user some other way
-    (a property, its ``__init__``) still never shares one user's frames."""
-    cls = type(binding)
-    kept = _hooks_kept.get(cls)
-    if kept is None:
-        generic = _generic()
-        kept = _hooks_kept[cls] = all(
-            getattr(cls, hook) is getattr(generic, hook) for hook in USER_HOOKS
-        )
-    if not kept:
-        return None
-    serializer_class = binding.get_serializer_class()
-    return serializer_class if reads_only_the_object(serializer_class) else None
-
-
-@functools.cache
-def _generic() -> type:
-    # The class that defines the default get_queryset(); imported late because it
-    # mixes this module in.
-    from .bindings import GenericBinding
-
-    return GenericBinding
+        capture.announce(objects, pks)

@@ -27,8 +27,8 @@ from django.db import DEFAULT_DB_ALIAS, router, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
+from ..registry import registry
 from .groups import stream_group
-from .registry import registry
 
 logger = logging.getLogger("channels_binding")
 

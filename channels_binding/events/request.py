@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from asgiref.sync import async_to_sync
+
+from .protocol import Event, notification
+
 # How each built-in action reads to DRF permission classes.
 ACTION_METHODS = {
     "retrieve": "GET",
@@ -61,8 +65,6 @@ class BindingRequest:
     def from_frame(cls, frame: Any, **kwargs: Any) -> BindingRequest:
         """The request for a parsed client frame (``protocol.Frame``); ``kwargs``
         say who sent it and how (``user``, ``auth``, ``transport``, ...)."""
-        from .protocol import Event
-
         event = Event.parse(frame.event)
         return cls(
             event=frame.event,
@@ -88,25 +90,19 @@ class BindingRequest:
         Over HTTP there is no connection: nothing is sent and it returns False."""
         if self.connection is None:
             return False
-        from asgiref.sync import async_to_sync
-
-        from .notify import frame
-
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # a worker thread
-            async_to_sync(self.connection.push_text)(frame(data))
+            async_to_sync(self.connection.push_text)(notification(data))
         else:  # an ``async def`` handler, on the event loop
-            self.connection.queue_text(frame(data))
+            self.connection.queue_text(notification(data))
         return True
 
     async def anotify_self(self, data: Any) -> bool:
         """:meth:`notify_self` for ``async def`` handlers."""
         if self.connection is None:
             return False
-        from .notify import frame
-
-        await self.connection.push_text(frame(data))
+        await self.connection.push_text(notification(data))
         return True
 
     def __repr__(self) -> str:

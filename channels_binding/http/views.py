@@ -29,14 +29,13 @@ from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.parsers import BaseParser
 from rest_framework.views import APIView, set_rollback
 
-from . import protocol
-from .bindings import GenericBinding
-from .connection import ConnectionMixin
-from .exceptions import FrameTooLarge, ParseError, ServerError, UnknownEvent
-from .protocol import BadFrame, Frame
-from .registry import registry
-from .request import BindingRequest
-from .settings import binding_settings
+from ..bindings import GenericBinding
+from ..events import protocol
+from ..events.protocol import CONNECTION_EVENTS, BadFrame, Frame
+from ..events.request import BindingRequest
+from ..exceptions import FrameTooLarge, ParseError, ServerError, UnknownEvent
+from ..registry import registry
+from ..settings import binding_settings
 
 logger = logging.getLogger("channels_binding")
 
@@ -204,7 +203,7 @@ class EventsView(BindingAPIView):
         except UnicodeDecodeError:
             raise BadFrame(ParseError("Frame is not valid JSON.")) from None
         frame = protocol.parse_frame(text, max_bytes=binding_settings.MAX_FRAME_BYTES)
-        if frame.name in ConnectionMixin.connection_events:
+        if frame.name in CONNECTION_EVENTS:
             self.frame = frame
             raise UnknownEvent(
                 f"{frame.event!r} is an event of a websocket connection; it has no "

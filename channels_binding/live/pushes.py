@@ -27,9 +27,9 @@ from typing import Any
 
 from django.db.models import IntegerField, Value
 
-from . import protocol
-from .registry import registry
-from .request import BindingRequest
+from ..events import protocol
+from ..events.request import BindingRequest
+from ..registry import registry
 from .subscriptions import Subscription, SubscriptionIndex, pk_key
 
 logger = logging.getLogger("channels_binding")

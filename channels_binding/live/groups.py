@@ -1,6 +1,8 @@
-"""Channel-layer group names: ASCII, under 100 characters, never ambiguous.
+"""What crosses the channel layer: group names and the notification messages.
 
-Names that are not safe as they are (unicode, long, odd characters) are hashed.
+Group names are ASCII, under 100 characters, never ambiguous: names that are not
+safe as they are (unicode, long, odd characters) are hashed. The change message is
+:data:`.capture.CHANGE_MESSAGE`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ import re
 from typing import Any
 
 _SAFE = re.compile(r"^[a-zA-Z0-9\-_.]{1,80}$")
+
+#: Layer message a hub fans out to its local members of ``group``.
+GROUP_MESSAGE = "binding.notify"
+#: Layer message for one connection, sent to its process's hub.
+DIRECT_MESSAGE = "binding.direct"
 
 #: Every connection of every process.
 ALL = "cb.all"

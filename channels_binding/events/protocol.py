@@ -14,7 +14,7 @@ from typing import Any
 
 from rest_framework.utils.encoders import JSONEncoder
 
-from .exceptions import FrameTooLarge, ParseError, error_payload
+from ..exceptions import FrameTooLarge, ParseError, error_payload
 
 _encoder = JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _ascii_encoder = JSONEncoder(ensure_ascii=True, separators=(",", ":"))
@@ -29,6 +29,13 @@ LONE_SURROGATE = (
 )
 
 NO_DATA: dict[str, Any] = {}
+
+#: Events that address the websocket connection itself rather than a binding
+#: (answered by :class:`.websocket.connection.ConnectionMixin`; 404 over HTTP).
+CONNECTION_EVENTS = frozenset(
+    {"ping", "connection", "authorize"}
+    | {"notify.users", "notify.channels", "notify.clients"}
+)
 
 
 def _finite_float(text: str) -> float:
@@ -191,3 +198,21 @@ def encode(message: Any) -> str:
     if not text.isascii() and _SURROGATE.search(text):
         return _ascii_encoder.encode(message)
     return text
+
+
+def notification(data: Any, sender: dict | None = None) -> str:
+    """The JSON text of a notification of ``data``: ``{"event": "notify", "data":
+    data}``, or ``data``'s own ``event`` with ``data["data"]`` (or the rest of
+    ``data``). ``sender`` is added for relays."""
+    if isinstance(data, dict) and isinstance(data.get("event"), str):
+        payload = (
+            data["data"]
+            if "data" in data
+            else {key: value for key, value in data.items() if key != "event"}
+        )
+        message: dict[str, Any] = {"event": data["event"], "data": payload}
+    else:
+        message = {"event": "notify", "data": data}
+    if sender is not None:
+        message["sender"] = sender
+    return encode(message)

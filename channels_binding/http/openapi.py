@@ -15,9 +15,9 @@ from django.conf import settings
 from django.http import HttpResponse
 from rest_framework import authentication
 
-from . import __version__, filters
-from .bindings import BUILTIN_ACTIONS, GenericBinding
-from .registry import registry
+from .. import __version__, filters
+from ..bindings import BUILTIN_ACTIONS, GenericBinding
+from ..registry import registry
 from .views import LIST_LOOKUPS, BindingAPIView, http_authentication_classes
 
 REPLY = {"$ref": "#/components/schemas/Reply"}

@@ -30,11 +30,10 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
-from .groups import stream_group
-from .live import CHANGE_MESSAGE
-from .notify import DIRECT_MESSAGE, GROUP_MESSAGE
+from ..settings import binding_settings
+from .capture import CHANGE_MESSAGE
+from .groups import DIRECT_MESSAGE, GROUP_MESSAGE, stream_group
 from .pushes import compute_pushes
-from .settings import binding_settings
 from .subscriptions import Subscription, SubscriptionIndex
 
 logger = logging.getLogger("channels_binding")

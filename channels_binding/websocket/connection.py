@@ -14,15 +14,18 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
 
-from . import notify, protocol
-from .authentication import (
+from .. import notify
+from ..authentication import (
     SUBPROTOCOL,
     authenticate_scope,
     authenticate_session,
     authenticate_token,
 )
-from .bindings import GenericBinding
-from .exceptions import (
+from ..bindings import GenericBinding
+from ..events import protocol
+from ..events.protocol import CONNECTION_EVENTS, BadFrame, Frame
+from ..events.request import BindingRequest
+from ..exceptions import (
     APIException,
     NotAuthenticated,
     PermissionDenied,
@@ -30,11 +33,10 @@ from .exceptions import (
     UnknownEvent,
     ValidationError,
 )
-from .groups import ALL, channel_group, user_group
-from .permissions import CHANNEL_NAME
-from .protocol import BadFrame, Frame
-from .request import BindingRequest
-from .settings import binding_settings
+from ..live.groups import ALL, channel_group, user_group
+from ..permissions import CHANNEL_NAME
+from ..registry import registry
+from ..settings import binding_settings
 from .throttling import ConnectionThrottle
 
 #: Close code sent after accepting an anonymous handshake when
@@ -57,12 +59,8 @@ class ConnectionMixin:
     """
 
     connection_events = {
-        "ping": "event_ping",
-        "connection": "event_connection",
-        "authorize": "event_authorize",
-        "notify.users": "event_relay",
-        "notify.channels": "event_relay",
-        "notify.clients": "event_relay",
+        name: "event_relay" if name in RELAY_KINDS else f"event_{name}"
+        for name in CONNECTION_EVENTS
     }
 
     user: Any
@@ -217,8 +215,6 @@ class ConnectionMixin:
 
     def drop_invisible_subscriptions(self) -> None:
         """Forget subscriptions the connection's (new) user may not see."""
-        from .registry import registry
-
         for subscription in self.hub.index.for_consumer(self):
             action = "retrieve" if subscription.is_object else "list"
             request = BindingRequest(
@@ -287,8 +283,6 @@ class ConnectionMixin:
 def _looks_like_a_server_event(payload: Any) -> bool:
     """Whether relayed ``data`` names an event recipients would take for the
     server's own: a binding's event (a push) or a connection-level one."""
-    from .registry import registry
-
     if not isinstance(payload, dict) or not isinstance(payload.get("event"), str):
         return False
     base = payload["event"].partition("#")[0]
