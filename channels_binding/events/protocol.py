@@ -33,7 +33,7 @@ NO_DATA: dict[str, Any] = {}
 #: Events that address the websocket connection itself rather than a binding
 #: (answered by :class:`.websocket.connection.ConnectionMixin`; 404 over HTTP).
 CONNECTION_EVENTS = frozenset(
-    {"ping", "connection", "authorize"}
+    {"ping", "connection", "authorize", "resume"}
     | {"notify.users", "notify.channels", "notify.clients"}
 )
 

@@ -60,6 +60,8 @@ class BindingRequest:
         self.transport = transport
         self.connection = connection
         self._request = http_request
+        #: Subscriptions whose pushes wait until this request's reply is written.
+        self.holds: list[Any] = []
 
     @classmethod
     def from_frame(cls, frame: Any, **kwargs: Any) -> BindingRequest:

@@ -28,7 +28,9 @@ from django.db.models import Model, QuerySet
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from ..registry import registry
-from .groups import stream_group
+from ..settings import binding_settings
+from .groups import give_hubs_capacity, stream_group
+from .sequence import sequencer_for
 
 logger = logging.getLogger("channels_binding")
 
@@ -87,9 +89,62 @@ def _sent(task) -> None:
 
 
 async def _group_send_all(layer, changes: dict[str, dict[str, Any]]) -> None:
+    """Send one message per stream, with the changes earlier sends could not."""
+    changes = _take_unsent(changes)
+    give_hubs_capacity(layer, binding_settings.HUB_CAPACITY)
+    sequencer = sequencer_for(layer)
+    streams = list(changes)
+    try:
+        while streams:
+            stream = streams[0]
+            pks = list(changes[stream].values())
+            message = {"type": CHANGE_MESSAGE, "stream": stream, "pks": pks}
+            # Numbered first: a message that took a number and was then lost leaves
+            # a hole that hubs see (see sequence.py).
+            seq = await sequencer.next(stream)
+            if seq is not None:
+                message["seq"] = seq
+            await layer.group_send(stream_group(stream), message)
+            streams.pop(0)
+    except BaseException:
+        # The layer is unreachable: the next send from this process (or its hub,
+        # once the layer is back) sends these too.
+        _keep_unsent({stream: changes[stream] for stream in streams})
+        raise
+
+
+#: Changes whose message could not be sent, by stream, waiting for the layer.
+_unsent: dict[str, dict[str, Any]] = {}
+_unsent_lock = threading.Lock()
+#: Keys kept per stream at most; past it the oldest are forgotten (and logged).
+MAX_UNSENT_KEYS = 10_000
+
+
+def _keep_unsent(changes: dict[str, dict[str, Any]]) -> None:
+    with _unsent_lock:
+        for stream, keys in changes.items():
+            kept = _unsent.setdefault(stream, {})
+            kept.update(keys)
+            while len(kept) > MAX_UNSENT_KEYS:
+                kept.pop(next(iter(kept)))
+                logger.error("Forgot an unsent change of %s: too many waiting", stream)
+
+
+def _take_unsent(changes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    if not _unsent:
+        return changes
+    with _unsent_lock:
+        waiting = dict(_unsent)
+        _unsent.clear()
     for stream, keys in changes.items():
-        message = {"type": CHANGE_MESSAGE, "stream": stream, "pks": list(keys.values())}
-        await layer.group_send(stream_group(stream), message)
+        waiting[stream] = {**waiting.get(stream, {}), **keys}
+    return waiting
+
+
+async def send_unsent(layer) -> None:
+    """Send what earlier sends could not (called by the hub once the layer is back)."""
+    if _unsent:
+        await _group_send_all(layer, {})
 
 
 _pending = threading.local()

@@ -7,6 +7,7 @@ safe as they are (unicode, long, odd characters) are hashed. The change message 
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 from typing import Any
@@ -20,6 +21,25 @@ DIRECT_MESSAGE = "binding.direct"
 
 #: Every connection of every process.
 ALL = "cb.all"
+
+#: Hubs receive on channels named ``cbhub.…``, so that every process sending to
+#: them can give them their own capacity (``HUB_CAPACITY``).
+HUB_CHANNEL_PREFIX = "cbhub"
+_HUB_PATTERN = re.compile(fnmatch.translate(HUB_CHANNEL_PREFIX + "*"))
+
+
+def give_hubs_capacity(layer: Any, capacity: int) -> None:
+    """Let ``layer`` queue up to ``capacity`` messages for a hub, rather than its
+    default (100 in Channels' layers), unless the project's ``channel_capacity``
+    already names hub channels. The sender applies the capacity, so every process
+    that sends changes calls this."""
+    patterns = getattr(layer, "channel_capacity", None)
+    if not isinstance(patterns, list) or getattr(layer, "_cb_hub_capacity", 0):
+        return
+    probe = HUB_CHANNEL_PREFIX + ".probe!probe"
+    if not any(pattern.match(probe) for pattern, _ in patterns):
+        patterns.insert(0, (_HUB_PATTERN, capacity))
+    layer._cb_hub_capacity = capacity
 
 
 def _name(kind: str, key: Any) -> str:

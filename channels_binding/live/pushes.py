@@ -109,6 +109,8 @@ class _Plan:
             keys = [pk_key(sub.pk)] if sub.is_object else list(self.keys)
             matched = visible.get(self.probe_key(sub, reader), ()) if reader else ()
             for key in keys:
+                if sub.reading and sub.held_back(key):
+                    continue  # computed again once its reply is written
                 instance = instances.get(key)
                 if key in matched and instance and self.may_read(reader, instance):
                     vkey = self.vkeys[id(reader)]
@@ -173,6 +175,22 @@ class _Plan:
             except Exception:
                 self.allowed[key] = False
         return self.allowed[key]
+
+
+def resync_pushes(index: SubscriptionIndex, stream: str) -> list[tuple[Any, str]]:
+    """What brings every local watcher of ``stream`` back to the truth after
+    changes may have been missed: an object's current state (``retrieve``, or
+    ``delete`` if it is gone or hidden now), and for a collection a
+    ``<stream>.resync`` frame that tells the client to read it again."""
+    objects, collections = index.of_stream(stream)
+    frames: list[tuple[Any, str]] = []
+    if objects and stream in registry:
+        keys = {pk_key(sub.pk): sub.pk for sub in objects}
+        frames = _Plan(registry.get(stream), stream, keys).frames(objects, [])
+    for sub in collections:
+        data = protocol.encode({"filters": sub.filters or {}, "query": sub.query})
+        frames.append((sub.consumer, _frame(sub.event("resync"), data)))
+    return frames
 
 
 def _rows(parts: list) -> list:

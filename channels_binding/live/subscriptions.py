@@ -41,6 +41,11 @@ class Subscription:
     #: Made by a list or search rather than by ``subscribe``: a later list or
     #: search with the same hash replaces it (a search box watches its last query).
     replaceable: bool = False
+    #: Reads of this subscription whose reply is not written yet. Pushes computed
+    #: meanwhile are held back: their keys wait in ``held`` and are computed again
+    #: once the reply is out, so a push is never older than the reply before it.
+    reading: int = 0
+    held: set[str] = field(default_factory=set)
 
     @property
     def is_object(self) -> bool:
@@ -65,6 +70,34 @@ class Subscription:
     def saw(self, pks: list) -> None:
         for pk in pks:
             self.seen[pk_key(pk)] = pk
+
+    def hold(self) -> None:
+        """A read of this subscription starts (worker thread)."""
+        with HOLD_LOCK:
+            self.reading += 1
+
+    def held_back(self, key: str) -> bool:
+        """Whether a push of ``key`` must wait for a reply; if so it is kept."""
+        with HOLD_LOCK:
+            if self.reading:
+                self.held.add(key)
+                return True
+            return False
+
+    def unhold(self) -> set[str]:
+        """A read's reply is written: the keys to compute again, once no read is
+        left."""
+        with HOLD_LOCK:
+            self.reading -= 1
+            if self.reading or not self.held:
+                return set()
+            held, self.held = self.held, set()
+            return held
+
+
+#: Guards ``reading`` and ``held`` of every subscription: pushes are computed in
+#: the worker thread while replies are written on the event loop.
+HOLD_LOCK = threading.Lock()
 
 
 class SubscriptionIndex:
@@ -160,6 +193,29 @@ class SubscriptionIndex:
             self._collections[stream].discard(subscription)
             if not self._collections[stream]:
                 del self._collections[stream]
+
+    def move(self, old: Any, new: Any) -> int:
+        """Give ``old``'s subscriptions to ``new`` (a resumed connection)."""
+        with self._lock:
+            moved = self._by_consumer.pop(old, {})
+            self._released.add(old)
+            mine = self._by_consumer.setdefault(new, {})
+            for key, subscription in moved.items():
+                if key in mine:
+                    self._unindex(subscription)
+                    continue
+                subscription.consumer = new
+                mine[key] = subscription
+            if not mine:
+                del self._by_consumer[new]
+            return len(moved)
+
+    def of_stream(self, stream: str) -> tuple[list, list]:
+        """``(object subscriptions, collection subscriptions)`` of a stream."""
+        with self._lock:
+            by_pk = self._objects.get(stream, {})
+            objects = [sub for subs in by_pk.values() for sub in subs]
+            return objects, list(self._collections.get(stream, ()))
 
     def for_consumer(self, consumer: Any) -> list[Subscription]:
         with self._lock:

@@ -63,6 +63,9 @@ class LiveMixin:
             yield None
             return
         subscription, created = self.watch(**target)
+        # Pushes wait for this read's reply (the transport releases the hold).
+        subscription.hold()
+        self.request.holds.append(subscription)
         try:
             yield subscription
         except BaseException:

@@ -124,12 +124,17 @@ class ConnectionMixin:
         return frames
 
     def connection_data(self) -> dict[str, Any]:
-        return {
+        data = {
             "client_id": self.client_id,
             "user_id": self.user.pk if self.user.is_authenticated else None,
             "authenticated": bool(self.user.is_authenticated),
             "channels": list(self.channels),
         }
+        replay = getattr(self, "replay", None)
+        if replay is not None:
+            window = binding_settings.RESUME_SECONDS
+            data["resume"] = {"token": replay.token, "window": window}
+        return data
 
     # -- frames ------------------------------------------------------------------
 
@@ -233,6 +238,53 @@ class ConnectionMixin:
                     binding.check_object_permissions(obj)
             except Exception:
                 self.hub.index.remove(subscription)
+
+    async def event_resume(self, frame: Frame) -> dict:
+        """Carry on a closed connection of the same user: ``{"token", "pos"}``,
+        the token of its ``connection`` frame and the last ``pos`` received.
+
+        On success the frames pushed after ``pos`` are sent first, then the reply
+        ``{"resumed": true, "token", "pos"}``: the old connection's subscriptions,
+        groups and client id are this one's from then on. Otherwise (resume off,
+        unknown or expired token, another user, frames no longer kept) the reply
+        is ``{"resumed": false}`` and the client reads what it watches again."""
+        token, pos = frame.data.get("token"), frame.data.get("pos", 0)
+        if not isinstance(token, str) or len(token) > 200:
+            raise ValidationError({"token": ["A string is required."]})
+        if isinstance(pos, bool) or not isinstance(pos, int) or pos < 0:
+            raise ValidationError({"pos": ["A non-negative integer is required."]})
+        replay = getattr(self, "replay", None)
+        if replay is None:
+            return {"resumed": False}
+        if getattr(self, "resumed", False) or self.hub.index.for_consumer(self):
+            raise ValidationError(
+                {"token": ["Resume before subscribing to anything on this connection."]}
+            )
+        user = self.user
+
+        def same(old: Any) -> bool:
+            return (old.user.is_authenticated, old.user.pk) == (
+                user.is_authenticated,
+                user.pk,
+            )
+
+        old = self.hub.parked.get(token)
+        if old is None or not same(old):
+            return {"resumed": False}
+        missed = old.replay.since(pos)
+        if missed is None:
+            # Too much was missed: the client reads again, so nothing is kept.
+            del self.hub.parked[token]
+            await self.hub.release(old)
+            return {"resumed": False}
+        # From here to the reply nothing awaits: no push can come in between.
+        self.hub.claim(token, self, same)
+        old.forward = self
+        self.replay = old.replay
+        for text in missed:
+            self.outbox.put(text)
+        self.resumed = True
+        return {"resumed": True, "token": self.replay.token, "pos": self.replay.pos}
 
     async def event_relay(self, frame: Frame) -> dict:
         """``notify.users|channels|clients`` from a client, when

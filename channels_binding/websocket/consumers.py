@@ -26,6 +26,7 @@ from ..live.hub import Hub
 from ..settings import binding_settings
 from .connection import CLOSE_NOT_AUTHENTICATED, ConnectionMixin
 from .outbox import Outbox
+from .replay import Replay, wants_resume
 
 logger = logging.getLogger("channels_binding")
 
@@ -82,7 +83,16 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    #: The numbered pushes kept for a resume; ``None`` when resume is off.
+    replay: Replay | None = None
+    #: The connection that resumed this one (its pushes go there).
+    forward: Any = None
+    #: Set once the ``connection`` frame is sent.
+    is_open = False
+
     async def connect(self) -> None:
+        if binding_settings.RESUME_SECONDS > 0 and wants_resume(self.scope):
+            self.replay = Replay(binding_settings.RESUME_BUFFER_BYTES)
         self._tasks: set[asyncio.Task] = set()
         running = binding_settings.MAX_CONCURRENT_REQUESTS
         self._slots = asyncio.Semaphore(running)
@@ -103,13 +113,19 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
         refused = await self.join_groups()
         for message in self.greeting(auth_error, refused):
             await self.send_message(message)
+        self.is_open = True
 
     async def disconnect(self, code: int) -> None:
         for task in list(getattr(self, "_tasks", ())):
             task.cancel()
         if hasattr(self, "outbox"):
             self.outbox.close()
-        if hasattr(self, "hub"):
+        if not hasattr(self, "hub"):
+            return
+        if self.replay is not None and self.forward is None and self.is_open:
+            # Kept for a resume: pushes are numbered and kept meanwhile.
+            self.hub.park(self, self.replay.token, binding_settings.RESUME_SECONDS)
+        else:
             await self.hub.release(self)
 
     async def send_message(self, message: dict) -> None:
@@ -121,6 +137,11 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
 
     def queue_text(self, text: str) -> None:
         """:meth:`push_text` without awaiting, from the event loop's thread."""
+        if self.forward is not None:
+            self.forward.queue_text(text)
+            return
+        if self.replay is not None:
+            text = self.replay.number(text)
         self.outbox.put(text)
 
     async def _write(self, text: str) -> None:
@@ -133,6 +154,7 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
     async def _close_slow(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        self.replay = None  # what it missed is too much to replay
         await self.hub.release(self)
         await self.close(code=CLOSE_TOO_SLOW)
 
@@ -167,18 +189,26 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
 
     async def _answer(self, frame: Frame, binding: Any) -> None:
         try:
-            if binding.needs_stream():
-                await self.hub.watch_stream(binding.stream, self)
-            data = await binding.arun()
-        except Exception as exc:
-            text = encode_reply(frame, exc=exc)
-        else:
-            text = encode_reply(frame, data)
-        await self.outbox.write(text)
+            try:
+                if binding.needs_stream():
+                    await self.hub.watch_stream(binding.stream, self)
+                data = await binding.arun()
+            except Exception as exc:
+                text = encode_reply(frame, exc=exc)
+            else:
+                text = encode_reply(frame, data)
+            await self.outbox.write(text)
+        finally:
+            # Pushes held back while the reply was not out can go now.
+            self.hub.unhold(binding.request)
 
 
 async def _current_hub() -> Hub:
     return Hub.current()
+
+
+async def _unhold(hub: Hub, request: Any) -> None:
+    hub.unhold(request)
 
 
 class SyncConsumer(ConnectionMixin, WebsocketConsumer):
@@ -246,6 +276,7 @@ class SyncConsumer(ConnectionMixin, WebsocketConsumer):
             for reply in async_to_sync(self.answer_connection_event)(frame):
                 self.send_message(reply)
             return
+        binding = None
         try:
             binding = self.binding_for(frame)
             if binding.needs_stream():
@@ -255,4 +286,8 @@ class SyncConsumer(ConnectionMixin, WebsocketConsumer):
             text = encode_reply(frame, exc=exc)
         else:
             text = encode_reply(frame, data)
-        self.send(text_data=text)
+        try:
+            self.send(text_data=text)
+        finally:
+            if binding is not None and binding.request.holds:
+                async_to_sync(_unhold)(self.hub, binding.request)
