@@ -230,3 +230,36 @@ async def test_resume_comes_before_subscriptions(communicator, user):
         assert reply["error"]["status"] == 400, reply
         reply = await client.request("resume", {"token": 5})
         assert reply["error"]["status"] == 400, reply
+
+
+# -- ordering -----------------------------------------------------------------
+
+
+class _Request:
+    """What the transport hands the hub once a reply is written."""
+
+    def __init__(self, *holds):
+        self.holds = list(holds)
+
+
+async def test_pushes_wait_for_the_reply_of_a_read_in_progress(communicator):
+    product = await orm(make_product, "Pen")
+    async with communicator() as watcher:
+        await watcher.request("shop.Product.retrieve#o", {"id": product.pk})
+        hub = Hub.current()
+        (subscription,) = hub.index.for_consumer(next(iter(hub.index._by_consumer)))
+        # A read of this subscription is in progress (its reply not written)...
+        await orm(subscription.hold)
+        await orm(rename, product.pk, "Ink")
+        # ...so the change is held back, not pushed before that reply,
+        assert await watcher.receive_nothing(0.3)
+        assert subscription.held == {str(product.pk)}
+        # and computed again, from the database, once the reply is out.
+        await orm(rename_silently, product.pk, "Ink 2")
+        hub.unhold(_Request(subscription))
+        push = await next_push(watcher)
+        assert (push["event"], push["data"]["name"]) == (
+            "shop.Product.retrieve#o",
+            "Ink 2",
+        )
+        assert not subscription.held and subscription.reading == 0
