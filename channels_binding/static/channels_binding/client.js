@@ -6,6 +6,7 @@
 
 const SUBPROTOCOL = "channels-binding";
 const DEFAULT_RECONNECT = { initial: 500, max: 10000, factor: 2 };
+const RESYNC = ".resync";
 
 /**
  * An error frame from the server (`status`, `code`, `detail` as sent), or a failure of
@@ -241,9 +242,21 @@ export class BindingClient {
       onChange?.(value);
     };
     const mine = (data, frame) => isPush(frame) && sameId(data?.id, id ?? hash); // no id: the hash is the key
+    let loads = 0;
     const watch = {
+      stream,
+      hash,
+      current: false, // loaded since the server last lost this client's subscriptions
       onError,
-      load: () => this.retrieve(stream, id, { hash }).then(set),
+      load: async () => {
+        const load = ++loads;
+        watch.current = false;
+        const value = await this.retrieve(stream, id, { hash });
+        if (load !== loads) return handle.value; // a later load (a reload, a resync) wins
+        watch.current = true;
+        set(value);
+        return value;
+      },
       listeners: [
         this.on(eventName(stream, "retrieve", hash), (data, frame) => mine(data, frame) && set(data)),
         this.on(eventName(stream, "delete", hash), (data, frame) => mine(data, frame) && set(null)),
@@ -288,8 +301,13 @@ export class BindingClient {
       handle.count -= 1;
       changed(handle.rows.filter((row) => !sameId(row.id, id)));
     };
+    let loads = 0;
     const load = async () => {
+      const mine = ++loads;
+      watch.current = false;
       const reply = await this.request(eventName(stream, action, hash), handle.params);
+      if (mine !== loads) return handle.rows; // a later load (a reload, a resync) wins
+      watch.current = true;
       Object.assign(handle, { count: reply.count, page: reply.page, limit: reply.limit });
       changed(reply.rows);
       return handle.rows;
@@ -299,6 +317,9 @@ export class BindingClient {
       return search ? { filters, query: query ?? "" } : { filters };
     };
     const watch = {
+      stream,
+      hash,
+      current: false,
       onError,
       load,
       listeners: [
@@ -408,6 +429,24 @@ export class BindingClient {
     if (typeof frame.event !== "string") return;
     if (frame.event === "connection") this._connected(frame.data);
     this._dispatch(frame);
+    if (isPush(frame)) this._resync(frame.event);
+  }
+
+  /**
+   * `<stream>.resync[#hash]`: the server may have missed changes of the stream, so the
+   * watches of that stream with that hash (every one, without a hash) read again.
+   */
+  _resync(event) {
+    const cut = event.indexOf("#");
+    const base = cut < 0 ? event : event.slice(0, cut);
+    if (!base.endsWith(RESYNC) || base.length === RESYNC.length) return;
+    const stream = base.slice(0, -RESYNC.length);
+    const hash = cut < 0 ? "" : event.slice(cut + 1);
+    for (const watch of this._watches) {
+      if (watch.stream !== stream || (hash !== "" && String(watch.hash) !== hash)) continue;
+      watch.current = false; // while not ready, the reconnect reloads it
+      if (this._ready) this._loadWatch(watch);
+    }
   }
 
   _dispatch(frame) {
