@@ -35,8 +35,22 @@ describe("construction", () => {
     fakeTimers(t);
     const { Socket } = await connectedClient();
     assert.equal(Socket.instances.length, 1);
-    assert.equal(Socket.last.url, "ws://example.test/ws/");
+    assert.equal(Socket.last.url, "ws://example.test/ws/?resume=1");
     assert.equal(Socket.last.protocols, undefined);
+  });
+
+  test("the socket's URL asks for resume, next to the other parameters, unless told not to", () => {
+    const opened = (url, options) => {
+      const { client, Socket } = makeClient(options, url);
+      client.connect();
+      return [client.url, Socket.last.url];
+    };
+    assert.deepEqual(opened("ws://example.test/ws/?channel=news&channel=room.42"), [
+      "ws://example.test/ws/?channel=news&channel=room.42",
+      "ws://example.test/ws/?channel=news&channel=room.42&resume=1",
+    ]);
+    assert.deepEqual(opened("ws://example.test/ws/?resume=0"), ["ws://example.test/ws/?resume=0", "ws://example.test/ws/?resume=0"]);
+    assert.deepEqual(opened("ws://example.test/ws/", { resume: false }), ["ws://example.test/ws/", "ws://example.test/ws/"]);
   });
 
   test("a token is offered as subprotocols", async (t) => {

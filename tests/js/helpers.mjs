@@ -20,9 +20,9 @@ export function fixRandom(t, value) {
 }
 
 /** A client on a fresh fake socket class: `{client, Socket}`. */
-export function makeClient(options = {}) {
+export function makeClient(options = {}, url = "ws://example.test/ws/") {
   const Socket = fakeSocketClass();
-  const client = new BindingClient("ws://example.test/ws/", { WebSocket: Socket, ...options });
+  const client = new BindingClient(url, { WebSocket: Socket, ...options });
   return { client, Socket };
 }
 

@@ -1,11 +1,13 @@
 /**
  * channels-binding JavaScript client: one websocket, requests matched to replies by
- * request_id, listeners by event, live objects and lists, automatic reconnect.
+ * request_id, listeners by event, live objects and lists, automatic reconnect that
+ * resumes the server's subscriptions when it can.
  * A plain ES module with no dependency. See docs/javascript.rst.
  */
 
 const SUBPROTOCOL = "channels-binding";
 const DEFAULT_RECONNECT = { initial: 500, max: 10000, factor: 2 };
+const RESYNC = ".resync";
 
 /**
  * An error frame from the server (`status`, `code`, `detail` as sent), or a failure of
@@ -45,6 +47,14 @@ function targetData(target) {
   return typeof target === "object" ? target : { id: target };
 }
 
+/** `url` with `resume=1` in its query string, unless it says `resume=` already. */
+function withResume(url) {
+  const resolved = new URL(url);
+  if (resolved.searchParams.has("resume")) return url;
+  resolved.search = resolved.search ? `${resolved.search}&resume=1` : "?resume=1";
+  return resolved.href;
+}
+
 /** An absolute ws:// or wss:// address; a relative one is resolved against the page. */
 function resolveUrl(url) {
   const base = globalThis.location?.href;
@@ -67,11 +77,15 @@ export class BindingClient {
    * @param {{initial?: number, max?: number, factor?: number}|false} [options.reconnect]
    *   back-off in ms (500, 10000, 2 by default), or false not to reconnect
    * @param {number} [options.timeout] ms to wait for a reply (10000); 0 waits for ever
+   * @param {boolean} [options.resume] ask for numbered pushes (`?resume=1`) and resume the
+   *   server's subscriptions after a reconnect (true)
    */
-  constructor(url, { token = null, WebSocket = globalThis.WebSocket, reconnect, timeout = 10000 } = {}) {
+  constructor(url, options = {}) {
+    const { token = null, WebSocket = globalThis.WebSocket, reconnect, timeout = 10000, resume = true } = options;
     this.url = resolveUrl(url);
     this.token = token;
     this.timeout = timeout;
+    this.resume = resume !== false;
     /** @type {object|null} data of the last `connection` frame */
     this.connection = null;
     /** true from the `connection` frame until the socket closes */
@@ -90,9 +104,17 @@ export class BindingClient {
     this._queue = []; // request_ids waiting for the connection
     this._listeners = new Map(); // name -> Set of {handler}
     this._watches = new Set();
-    this._subscriptions = new Map(); // key -> {event, data, queued}
+    this._subscriptions = new Map(); // key -> {event, data, queued, current}
     this._auth = undefined; // token given to authorize(); undefined when never called
     this._hashes = 0;
+    // Resume: `_session` is the server-side connection whose subscriptions this client
+    // holds, {token, pos} (the highest `pos` received from it), or null. While a new
+    // socket is restored, `_fresh` is that socket's own, until `_restore` settles which
+    // of the two the client holds from then on.
+    this._session = null;
+    this._fresh = null;
+    this._restoring = false;
+    this._unwatched = []; // unsubscribes a resumed server still needs (watches stopped meanwhile)
   }
 
   /**
@@ -118,6 +140,8 @@ export class BindingClient {
     this._timer = null;
     const socket = this._detach();
     this._queue = [];
+    this._session = null; // a closed client starts afresh: no resume after connect()
+    this._unwatched = [];
     const closed = { code: "closed", detail: "The client was closed." };
     this._rejectAll(() => true, closed);
     this._settleConnect(new BindingError(closed));
@@ -179,9 +203,10 @@ export class BindingClient {
   subscribe(stream, target, { hash } = {}) {
     const key = JSON.stringify([stream, hash ?? "", targetData(target)]);
     const event = eventName(stream, "subscribe", hash);
-    const entry = { event, data: targetData(target), queued: !this._ready }; // queued: sent by the resume
+    // queued: sent with the queue after the reconnect; current: the server has it
+    const entry = { event, data: targetData(target), queued: !this._ready, current: false };
     this._subscriptions.set(key, entry);
-    return this.request(entry.event, entry.data).catch((error) => {
+    return this._subscribe(entry).catch((error) => {
       if (error.status && this._subscriptions.get(key) === entry) this._subscriptions.delete(key);
       throw error;
     });
@@ -190,7 +215,7 @@ export class BindingClient {
   /** Ends a subscription addressed as it was made (same hash and target). */
   unsubscribe(stream, target, { hash } = {}) {
     this._subscriptions.delete(JSON.stringify([stream, hash ?? "", targetData(target)]));
-    return this.request(eventName(stream, "unsubscribe", hash), targetData(target));
+    return this._unsubscribe([eventName(stream, "unsubscribe", hash), targetData(target)]);
   }
 
   /**
@@ -215,7 +240,8 @@ export class BindingClient {
    * Calls `handler(data, frame)` for pushes, notifications and replies whose event is
    * `name`: exact with a hash ("shop.Product.retrieve#sidebar"), without one (any hash),
    * or "*" (every frame). Lifecycle events: "open" and "reconnect" (connection data),
-   * "close" ({code, reason, reconnectIn}), "error" (a BindingError nobody awaits, frame).
+   * "close" ({code, reason, reconnectIn}), "error" (a BindingError nobody awaits, frame),
+   * "resume" ({resumed, error?}: whether the server kept the subscriptions over a reconnect).
    * @returns {Function} removes the listener
    */
   on(name, handler) {
@@ -241,9 +267,21 @@ export class BindingClient {
       onChange?.(value);
     };
     const mine = (data, frame) => isPush(frame) && sameId(data?.id, id ?? hash); // no id: the hash is the key
+    let loads = 0;
     const watch = {
+      stream,
+      hash,
+      current: false, // loaded since the server last lost this client's subscriptions
       onError,
-      load: () => this.retrieve(stream, id, { hash }).then(set),
+      load: async () => {
+        const load = ++loads;
+        watch.current = false;
+        const value = await this.retrieve(stream, id, { hash });
+        if (load !== loads) return handle.value; // a later load (a reload, a resync) wins
+        watch.current = true;
+        set(value);
+        return value;
+      },
       listeners: [
         this.on(eventName(stream, "retrieve", hash), (data, frame) => mine(data, frame) && set(data)),
         this.on(eventName(stream, "delete", hash), (data, frame) => mine(data, frame) && set(null)),
@@ -288,8 +326,13 @@ export class BindingClient {
       handle.count -= 1;
       changed(handle.rows.filter((row) => !sameId(row.id, id)));
     };
+    let loads = 0;
     const load = async () => {
+      const mine = ++loads;
+      watch.current = false;
       const reply = await this.request(eventName(stream, action, hash), handle.params);
+      if (mine !== loads) return handle.rows; // a later load (a reload, a resync) wins
+      watch.current = true;
       Object.assign(handle, { count: reply.count, page: reply.page, limit: reply.limit });
       changed(reply.rows);
       return handle.rows;
@@ -299,6 +342,9 @@ export class BindingClient {
       return search ? { filters, query: query ?? "" } : { filters };
     };
     const watch = {
+      stream,
+      hash,
+      current: false,
       onError,
       load,
       listeners: [
@@ -341,16 +387,36 @@ export class BindingClient {
   _stopWatch(watch) {
     if (!this._watches.delete(watch)) return;
     watch.listeners.forEach((off) => off());
-    if (this._ready) this.request(...watch.unsubscribe).catch(() => {});
+    const unsubscribe = watch.unsubscribe;
+    if (this._ready) this._unsubscribe(unsubscribe).catch(() => {});
+    else if (this._session) this._unwatched.push(unsubscribe); // sent if the server resumes
   }
 
-  _call(event, data, timeout, direct) {
+  _subscribe(entry) {
+    return this.request(entry.event, entry.data).then((data) => {
+      entry.current = true;
+      return data;
+    });
+  }
+
+  /** Sends an unsubscribe; one cut off by a drop is sent again if the server resumes. */
+  _unsubscribe([event, data]) {
+    const sending = this.request(event, data);
+    sending.catch((error) => {
+      if (error.code === "disconnected" && this._session) this._unwatched.push([event, data]);
+    });
+    return sending;
+  }
+
+  /** `onSettle(frame)`, when given, runs as the reply (or failure) is received, before any other frame. */
+  _call(event, data, timeout, direct, onSettle = null) {
     if (this._stopped) {
       return Promise.reject(new BindingError({ code: "closed", detail: "The client was closed." }, event));
     }
     const frame = { event, data, request_id: this._nextId++ };
     return new Promise((resolve, reject) => {
-      this._pending.set(frame.request_id, { frame, resolve, reject, timeout, sent: false, timer: null });
+      const entry = { frame, resolve, reject, timeout, sent: false, timer: null, onSettle };
+      this._pending.set(frame.request_id, entry);
       if (this._ready || direct) this._send(frame.request_id);
       else this._queue.push(frame.request_id);
     });
@@ -372,6 +438,7 @@ export class BindingClient {
     if (!entry) return;
     this._pending.delete(id);
     clearTimeout(entry.timer);
+    entry.onSettle?.(frame);
     if (frame.error) entry.reject(new BindingError(frame.error, frame.event ?? entry.frame.event));
     else entry.resolve(frame.data);
   }
@@ -383,7 +450,8 @@ export class BindingClient {
   _open() {
     this._timer = null;
     const protocols = this.token ? [SUBPROTOCOL, `token.${this.token}`] : undefined;
-    const socket = protocols ? new this._WebSocket(this.url, protocols) : new this._WebSocket(this.url);
+    const url = this.resume ? withResume(this.url) : this.url;
+    const socket = protocols ? new this._WebSocket(url, protocols) : new this._WebSocket(url);
     this._socket = socket;
     socket.onmessage = (message) => this._receive(message.data);
     socket.onclose = (event) => this._dropped(event);
@@ -399,6 +467,7 @@ export class BindingClient {
       return;
     }
     if (!frame || typeof frame !== "object") return;
+    if (isPush(frame) && Number.isInteger(frame.pos)) this._received(frame.pos);
     const entry = frame.request_id !== undefined ? this._pending.get(frame.request_id) : undefined;
     if (entry) this._settle(frame.request_id, frame);
     if (frame.error) {
@@ -408,10 +477,36 @@ export class BindingClient {
     if (typeof frame.event !== "string") return;
     if (frame.event === "connection") this._connected(frame.data);
     this._dispatch(frame);
+    if (isPush(frame)) this._resync(frame.event);
+  }
+
+  /**
+   * `<stream>.resync[#hash]`: the server may have missed changes of the stream, so the
+   * watches of that stream with that hash (every one, without a hash) read again.
+   */
+  _resync(event) {
+    const cut = event.indexOf("#");
+    const base = cut < 0 ? event : event.slice(0, cut);
+    if (!base.endsWith(RESYNC) || base.length === RESYNC.length) return;
+    const stream = base.slice(0, -RESYNC.length);
+    const hash = cut < 0 ? "" : event.slice(cut + 1);
+    for (const watch of this._watches) {
+      if (watch.stream !== stream || (hash !== "" && String(watch.hash) !== hash)) continue;
+      watch.current = false; // while not ready, the reconnect reloads it
+      if (this._ready) this._loadWatch(watch);
+    }
+  }
+
+  /** Records the `pos` of a pushed frame (replies have none). */
+  _received(pos) {
+    const session = this._restoring ? this._fresh : this._session;
+    if (session && pos > session.pos) session.pos = pos;
   }
 
   _dispatch(frame) {
     const base = frame.event.split("#")[0];
+    // "resume" listeners get the lifecycle event; its reply reaches "*" only.
+    if (base === "resume") return this._emit("*", frame.data, frame);
     const names = base === frame.event ? [base, "*"] : [frame.event, base, "*"];
     for (const name of names) this._emit(name, frame.data, frame);
   }
@@ -431,12 +526,24 @@ export class BindingClient {
     if (this.connected) return;
     this.connected = true;
     this._attempt = 0;
+    const token = data?.resume?.token;
+    this._fresh = this.resume && typeof token === "string" && token ? { token, pos: 0 } : null;
+    this._restoring = true;
     this._emit("open", data);
-    this._resume();
+    this._restore();
   }
 
-  /** After a handshake: re-authorize, send what was queued, re-watch, re-subscribe. */
-  async _resume() {
+  /**
+   * After a handshake, in this order: re-authorize (when authorize() was used), resume
+   * (when the client holds a session), send what was queued, then re-watch and
+   * re-subscribe what the server does not hold.
+   *
+   * authorize comes before resume: the server resumes only for a connection of the same
+   * user as the old one, so the new connection must already be that user. The server
+   * accepts resume as long as the connection has no subscription of its own, which
+   * authorize does not make; queued requests (a retrieve subscribes) wait for both.
+   */
+  async _restore() {
     const socket = this._socket;
     const again = this._everConnected;
     this._everConnected = true;
@@ -450,15 +557,57 @@ export class BindingClient {
       }
     }
     if (socket !== this._socket) return;
+    const previous = this._session;
+    let outcome = null;
+    if (previous) {
+      // Settled as the reply is received, so that no frame after it is counted on the
+      // wrong session, and a drop right after it finds the client's state up to date.
+      const settle = (frame) => {
+        if (socket !== this._socket) return; // cut off: the next socket resumes `previous`
+        const { resumed, token, pos } = frame.data ?? {};
+        if (!frame.error && resumed === true && typeof token === "string") {
+          outcome = { resumed: true };
+          this._settleSession({ token, pos: Number.isInteger(pos) ? pos : previous.pos });
+        } else {
+          outcome = { resumed: false };
+          if (frame.error) outcome.error = new BindingError(frame.error, "resume");
+          this._settleSession(null);
+        }
+      };
+      const data = { token: previous.token, pos: previous.pos };
+      await this._call("resume", data, this.timeout, true, settle).catch(() => {});
+      if (socket !== this._socket) return;
+    } else {
+      this._settleSession(null);
+    }
+    if (outcome) this._emit("resume", outcome);
     this._ready = true;
     for (const id of this._queue.splice(0)) this._send(id);
-    for (const watch of this._watches) this._loadWatch(watch);
+    const owed = this._unwatched.splice(0); // a fresh server has nothing to unsubscribe
+    if (outcome?.resumed) for (const unsubscribe of owed) this._unsubscribe(unsubscribe).catch(() => {});
+    for (const watch of this._watches) if (!watch.current) this._loadWatch(watch);
     for (const entry of this._subscriptions.values()) {
-      if (!entry.queued) this.request(entry.event, entry.data).catch((error) => this._emit("error", error));
+      if (!entry.queued && !entry.current) this._subscribe(entry).catch((error) => this._emit("error", error));
       entry.queued = false;
     }
     if (again) this._emit("reconnect", this.connection);
     this._settleConnect(null);
+  }
+
+  /**
+   * The server resumed `session` (the old connection's token and pos), or, with null, this
+   * socket starts afresh: the server holds no watch or subscription of this client.
+   */
+  _settleSession(session) {
+    this._restoring = false;
+    if (session) {
+      this._session = session;
+    } else {
+      this._session = this._fresh;
+      for (const watch of this._watches) watch.current = false;
+      for (const entry of this._subscriptions.values()) entry.current = false;
+    }
+    this._fresh = null;
   }
 
   _settleConnect(error) {
