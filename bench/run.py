@@ -455,8 +455,10 @@ def changes_ratios(changes: dict) -> list[tuple[str, str]]:
     bare = changes.get(("memory", "groupsend")) or []
     if not ours:
         per_s = "n/a"
-    elif not all(sustained(out) for out in ours):
+    elif any(out["complete_after"] is None for out in ours):
         per_s = "lost"
+    elif not all(sustained(out) for out in ours):
+        per_s = "lagging"
     else:
         per_s = f"{median([committed_rate(out) for out in ours]):.0f}"
     groupsend = (
@@ -579,12 +581,19 @@ def main(argv=None) -> int:
 
 
 def machine() -> str:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
 
     import channels
     import django
-    import djangochannelsrestframework  # noqa: F401
     import rest_framework
+
+    def version(name: str) -> str:
+        # DCRF is the bench extra's alone: ``--only changes`` runs without it.
+        try:
+            return installed(name)
+        except PackageNotFoundError:
+            return "(not installed)"
 
     memory = "?"
     with contextlib.suppress(OSError):
