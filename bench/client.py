@@ -16,6 +16,14 @@ Cases:
               server returns) to the first and the last delivery, and the queries
               the server ran for it (``/bench/queries/`` before and after, less
               the saving view's own).
+``changes``   ``watchers`` sockets watch every product (channels-binding: one
+              ``list`` each; the ``groupsend`` baseline: its group), then the
+              server commits changes for ``seconds`` as fast as it can
+              (``GET /bench/write/``: saves of products 1..``rows`` in turn). Per
+              run: changes committed, frames each watcher got, whether every
+              watcher ends with the last state of every row, and the lag of each
+              change (commit to the first push to every watcher that carries it
+              or a later state of its row).
 ``idle``      the RSS of the server process (``pid``) before and after opening
               ``conns`` idle connections.
 """
@@ -280,6 +288,130 @@ async def run_fanout(opts: dict) -> dict:
         await watchers.close()
 
 
+# -- sustained changes -----------------------------------------------------------
+
+LIST = {"event": f"{STREAM}.list", "data": {}, "request_id": "list"}
+#: How long after the last commit every watcher may take to have the last state.
+DRAIN_TIMEOUT = 20.0
+
+
+async def run_changes(opts: dict) -> dict:
+    """Sustained commits to ``watchers`` sockets that all watch every row."""
+    proto, rows, seconds = opts["proto"], opts["rows"], opts["seconds"]
+    sockets = await open_sockets(opts["url"], proto, opts["watchers"])
+    # Per watcher: (arrival, pk, quantity) of every push, in arrival order.
+    got: list[list[tuple]] = [[] for _ in sockets]
+    # Per watcher: the highest quantity pushed per pk, to tell when it is complete.
+    latest: list[dict] = [{} for _ in sockets]
+    loads, monotonic = json.loads, time.monotonic
+
+    async def read(ws, pushes, state):
+        async for text in ws:
+            now = monotonic()
+            frame = loads(text)
+            data = frame.get("data")
+            if "request_id" in frame or not isinstance(data, dict):
+                continue
+            pk, value = data.get("id"), data.get("quantity")
+            if value is None:
+                continue
+            pushes.append((now, pk, value))
+            if value > state.get(pk, -1):
+                state[pk] = value
+
+    tasks = []
+    try:
+        if proto == "binding":
+            list_frame = json.dumps(LIST)
+            await asyncio.gather(
+                *(request(ws, proto, list_frame, "list") for ws in sockets)
+            )
+        for ws, pushes, state in zip(sockets, got, latest, strict=True):
+            tasks.append(asyncio.create_task(read(ws, pushes, state)))
+        await asyncio.sleep(0.5)  # let the server settle after the connects
+        base = int(time.time()) * 100_000
+        query = f"seconds={seconds}&rows={rows}&base={base}"
+        written = await asyncio.to_thread(
+            http_json, f"{opts['http']}/bench/write/?{query}"
+        )
+        times = written["times"]
+        final = {}
+        for n in range(len(times)):
+            final[n % rows + 1] = base + n
+        # Wait until every watcher has the last state of every row, or give up.
+        deadline = monotonic() + DRAIN_TIMEOUT
+        complete = None
+        while monotonic() < deadline:
+            if all(
+                all(state.get(pk, -1) >= value for pk, value in final.items())
+                for state in latest
+            ):
+                complete = monotonic()
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # anything still on its way is counted too
+    finally:
+        for task in tasks:
+            task.cancel()
+        await close_sockets(sockets)
+    return summarize_changes(got, times, written["started"], base, rows, complete)
+
+
+def summarize_changes(got, times, started, base, rows, complete) -> dict:
+    """Each change's lag: from its commit to when the last watcher had it (a push
+    of its row with its quantity or a later one); ``None`` if one never did."""
+    import bisect
+
+    count = len(times)
+    worst = [0.0] * count  # per change, the lag to the last watcher
+    uncovered = 0  # (watcher, change) pairs never covered
+    for pushes in got:
+        # Per row: arrival times, and the highest quantity seen by then.
+        per_row: dict[int, tuple[list, list]] = {}
+        for arrival, pk, value in pushes:
+            arrivals, values = per_row.setdefault(pk, ([], []))
+            if values and value <= values[-1]:
+                continue  # an older state than one already pushed
+            arrivals.append(arrival)
+            values.append(value)
+        for n, committed in enumerate(times):
+            row = per_row.get(n % rows + 1)
+            i = bisect.bisect_left(row[1], base + n) if row else 0
+            if row is None or i == len(row[1]):
+                uncovered += 1
+                worst[n] = float("inf")
+                continue
+            lag = row[0][i] - committed
+            if lag > worst[n]:
+                worst[n] = lag
+    last_second = [
+        lag for lag, t in zip(worst, times, strict=True) if t > times[-1] - 1
+    ]
+
+    def finite_or_none(value):
+        return None if value == float("inf") else value
+
+    frames = [len(pushes) for pushes in got]
+    finite = sorted(lag for lag in worst if lag != float("inf"))
+    return {
+        "changes": count,
+        "seconds": times[-1] - started,
+        "watchers": len(got),
+        "frames": frames,
+        "first_frame": min((p[0][0] for p in got if p), default=None),
+        "last_frame": max((p[-1][0] for p in got if p), default=None),
+        "started": started,
+        "complete_after": None if complete is None else complete - times[-1],
+        "uncovered": uncovered,
+        "lost_changes": sum(lag == float("inf") for lag in worst),
+        "lag_p50": percentile(finite, 0.50) if finite else None,
+        "lag_p99": percentile(finite, 0.99) if finite else None,
+        "lag_max": finite[-1] if finite else None,
+        "lag_last": finite_or_none(worst[-1]) if worst else None,
+        "lag_last_second": finite_or_none(max(last_second)) if last_second else None,
+    }
+
+
 # -- idle memory ------------------------------------------------------------------
 
 
@@ -306,7 +438,12 @@ async def run_idle(opts: dict) -> dict:
     return {"base_kb": base, "after_kb": after, "conns": len(sockets)}
 
 
-CASES = {"retrieve": run_retrieve, "fanout": run_fanout, "idle": run_idle}
+CASES = {
+    "retrieve": run_retrieve,
+    "fanout": run_fanout,
+    "changes": run_changes,
+    "idle": run_idle,
+}
 
 
 def main() -> None:

@@ -38,6 +38,7 @@ FANOUT_STACKS = {
     "dcrf_observer": "DCRF model_observer",
     "dcrf_instance": "DCRF subscribe_instance",
 }
+CHANGES_STACKS = {"binding": "channels-binding", "groupsend": "bare group_send"}
 IDLE_STACKS = {"binding": "channels-binding", "idle": "bare Channels consumer"}
 
 
@@ -204,6 +205,42 @@ class Bench:
                         self.say(f"fan-out {layer} {server} {stack}: {exc}")
         return results
 
+    def changes(self) -> dict:
+        """One daphne per stack and layer; 100 watchers; the server commits
+        changes as fast as it can for ``--changes-seconds``."""
+        args, results = self.args, {}
+        layers = ["memory"] + (["redis"] if self.redis_url else [])
+        for layer in layers:
+            for stack in CHANGES_STACKS:
+                reps = []
+                for _ in range(args.changes_reps):
+                    try:
+                        with self.server("daphne", stack, redis=layer == "redis") as (
+                            port,
+                            _,
+                        ):
+                            out = self.client(
+                                "changes",
+                                timeout=args.changes_seconds + 90,
+                                url=f"ws://127.0.0.1:{port}/ws/",
+                                http=f"http://127.0.0.1:{port}",
+                                proto=stack,
+                                watchers=args.changes_watchers,
+                                rows=args.changes_rows,
+                                seconds=args.changes_seconds,
+                            )
+                    except Exception as exc:
+                        self.say(f"changes {layer} {stack}: {exc}")
+                        continue
+                    reps.append(out)
+                    self.say(
+                        f"changes {layer} {stack}: {committed_rate(out):.0f} "
+                        f"committed/s, {delivered_rate(out):.0f} frames/s a watcher, "
+                        f"{'complete' if sustained(out) else 'NOT complete'}"
+                    )
+                results[layer, stack] = reps or None
+        return results
+
     def idle(self) -> dict:
         args, results = self.args, {}
         for server in args.servers:
@@ -342,6 +379,94 @@ def fanout_rows(results: dict, args) -> tuple[str, str]:
     return fan, table(qtitle, qheader, query_rows)
 
 
+def committed_rate(out: dict) -> float:
+    """Changes committed per second by the writer."""
+    return out["changes"] / out["seconds"]
+
+
+def delivered_rate(out: dict) -> float:
+    """Frames per second a watcher got (the median watcher), from the first
+    commit to the last frame."""
+    if not out["last_frame"]:
+        return 0.0
+    return median(out["frames"]) / (out["last_frame"] - out["started"])
+
+
+def sustained(out: dict) -> bool:
+    """Every watcher had the last state of every row, and the last change
+    reached them all within a second."""
+    lag = out["lag_last"]
+    return out["complete_after"] is not None and lag is not None and lag <= 1.0
+
+
+def ms(value) -> str:
+    return "-" if value is None else f"{value * 1000:.0f}"
+
+
+def changes_table(results: dict, args) -> str:
+    rows = []
+    for (layer, stack), reps in results.items():
+        label = CHANGES_STACKS[stack]
+        if not reps:
+            rows.append([layer, label, "failed"] + [""] * 7)
+            continue
+        for out in reps:
+            rows.append(
+                [
+                    layer,
+                    label,
+                    f"{committed_rate(out):,.0f}",
+                    f"{delivered_rate(out):,.0f}",
+                    f"{out['lost_changes']:,}",
+                    ms(out["lag_p50"]),
+                    ms(out["lag_p99"]),
+                    ms(out["lag_max"]),
+                    ms(out["lag_last"]),
+                    "yes" if sustained(out) else "no",
+                ]
+            )
+    title = (
+        f"5. Sustained changes: daphne commits saves of {args.changes_rows} rows "
+        f"for {args.changes_seconds:g} s, as fast as it can, to "
+        f"{args.changes_watchers} watchers of every row; lag: from the commit to "
+        "a push of that state (or a later one) at the last watcher"
+    )
+    header = [
+        "layer",
+        "stack",
+        "committed/s",
+        "frames/s a watcher",
+        "changes lost",
+        "lag p50 ms",
+        "p99 ms",
+        "max ms",
+        "last ms",
+        "all delivered",
+    ]
+    return table(title, header, rows)
+
+
+def changes_ratios(changes: dict) -> list[tuple[str, str]]:
+    """``changes_per_s``: committed changes per second that all reached every
+    watcher (``lost`` if a run was not state-complete within a second);
+    ``groupsend_100_per_s``: frames per second a socket got from bare
+    ``group_send``. Both with the in-memory layer."""
+    ours = changes.get(("memory", "binding")) or []
+    bare = changes.get(("memory", "groupsend")) or []
+    if not ours:
+        per_s = "n/a"
+    elif any(out["complete_after"] is None for out in ours):
+        per_s = "lost"
+    elif not all(sustained(out) for out in ours):
+        per_s = "lagging"
+    else:
+        per_s = f"{median([committed_rate(out) for out in ours]):.0f}"
+    groupsend = (
+        f"{median([delivered_rate(out) for out in bare]):.0f}" if bare else "n/a"
+    )
+    return [("changes_per_s", per_s), ("groupsend_100_per_s", groupsend)]
+
+
 def idle_table(results: dict, args) -> str:
     rows = []
     for (server, stack), per_conn in results.items():
@@ -353,7 +478,7 @@ def idle_table(results: dict, args) -> str:
     return table(title, ["server", "stack", "KB per connection"], rows)
 
 
-def ratios_line(retrieve: dict, fanout: dict, idle: dict, args) -> str:
+def ratios_line(retrieve: dict, fanout: dict, idle: dict, changes: dict, args) -> str:
     server, layer, n = args.servers[0], "memory", args.conns
     fan_server = args.fanout_servers[0]
 
@@ -381,6 +506,7 @@ def ratios_line(retrieve: dict, fanout: dict, idle: dict, args) -> str:
         ("dcrf_instance_vs_fanout", ratio(last("dcrf_instance"), last("binding"))),
         ("queries_1000_vs_1", ratio(queries(args.watchers), queries(1))),
         ("idle_kb_over_channels", idle_over),
+        *changes_ratios(changes),
     ]
     return "ratios: " + " ".join(f"{name}={value}" for name, value in parts)
 
@@ -400,9 +526,13 @@ def parse_args(argv):
     parser.add_argument("--conns", type=int, default=50)
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--changes-seconds", type=float, default=8.0)
+    parser.add_argument("--changes-watchers", type=int, default=100)
+    parser.add_argument("--changes-rows", type=int, default=100)
+    parser.add_argument("--changes-reps", type=int, default=1)
     parser.add_argument("--no-redis", action="store_true")
     parser.add_argument(
-        "--only", default="retrieve,fanout,idle", help="sections to run"
+        "--only", default="retrieve,fanout,changes,idle", help="sections to run"
     )
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -416,18 +546,20 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     shm = Path("/dev/shm")
     base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    retrieve, fanout, idle = {}, {}, {}
+    retrieve, fanout, changes, idle = {}, {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="cb-bench-", dir=base) as tmp:
         bench = Bench(args, Path(tmp))
         bench.say(f"database and logs in {tmp}")
         bench.prepare()
         with contextlib.ExitStack() as stack:
-            if "fanout" in args.only and not args.no_redis:
+            if args.only & {"fanout", "changes"} and not args.no_redis:
                 bench.redis_url = stack.enter_context(redis_server(Path(tmp)))
             if "retrieve" in args.only:
                 retrieve = bench.retrieve()
             if "fanout" in args.only:
                 fanout = bench.fanout()
+            if "changes" in args.only:
+                changes = bench.changes()
         if "idle" in args.only:
             idle = bench.idle()
         elapsed = time.monotonic() - bench.started
@@ -439,20 +571,29 @@ def main(argv=None) -> int:
         fan, queries = fanout_rows(fanout, args)
         print(fan)
         print(queries)
+    if changes:
+        print(changes_table(changes, args))
     if idle:
         print(idle_table(idle, args))
     print(f"run time: {elapsed:.0f} s")
-    print(ratios_line(retrieve, fanout, idle, args))
+    print(ratios_line(retrieve, fanout, idle, changes, args))
     return 0
 
 
 def machine() -> str:
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
 
     import channels
     import django
-    import djangochannelsrestframework  # noqa: F401
     import rest_framework
+
+    def version(name: str) -> str:
+        # DCRF is the bench extra's alone: ``--only changes`` runs without it.
+        try:
+            return installed(name)
+        except PackageNotFoundError:
+            return "(not installed)"
 
     memory = "?"
     with contextlib.suppress(OSError):

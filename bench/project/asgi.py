@@ -5,6 +5,20 @@ import os
 
 import django
 
+if os.environ.get("BENCH_PROFILE"):
+    # Profile the event loop's thread (daphne runs it in the main thread) until
+    # the process exits: ``BENCH_PROFILE=/tmp/prof python -m bench --only ...``
+    # writes ``/tmp/prof.<stack>.<pid>`` per server, for ``pstats``.
+    import atexit
+    import cProfile
+
+    _profile = cProfile.Profile()
+    _profile.enable()
+    _out = (
+        f"{os.environ['BENCH_PROFILE']}.{os.environ.get('BENCH_STACK')}.{os.getpid()}"
+    )
+    atexit.register(lambda: (_profile.disable(), _profile.dump_stats(_out)))
+
 django.setup()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402

@@ -5,4 +5,5 @@ from .catalog import views
 urlpatterns = [
     path("bench/change/", views.change),
     path("bench/queries/", views.queries),
+    path("bench/write/", views.write),
 ]

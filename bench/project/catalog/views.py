@@ -32,3 +32,34 @@ def change(request):
 async def queries(request):
     """How many queries the process has run (0 unless BENCH_COUNT_QUERIES is set)."""
     return JsonResponse({"queries": querycount.count()})
+
+
+def write(request):
+    """Commit changes as fast as this thread can for ``seconds``: ``save()`` of
+    products 1..``rows`` in turn, each in a transaction of its own (autocommit),
+    change ``n`` setting ``quantity`` to ``base + n``.
+
+    Returns ``times``, the ``time.monotonic()`` just after each ``save()`` returned
+    (committed, its notification sent), so the client can tell when each change
+    reached every watcher.
+    """
+    seconds = float(request.GET["seconds"])
+    rows = int(request.GET["rows"])
+    base = int(request.GET["base"])
+    products = list(Product.objects.filter(pk__lte=rows).order_by("pk"))
+    if len(products) != rows:
+        return JsonResponse({"error": f"only {len(products)} products"}, status=400)
+    times = []
+    started = time.monotonic()
+    deadline = started + seconds
+    n = 0
+    while True:
+        product = products[n % rows]
+        product.quantity = base + n
+        product.save()
+        now = time.monotonic()
+        times.append(now)
+        n += 1
+        if now >= deadline:
+            break
+    return JsonResponse({"started": started, "times": times})
