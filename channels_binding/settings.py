@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "HUB_REJOIN_SECONDS": 3600,
     "RESUME_SECONDS": 60,
     "RESUME_BUFFER_BYTES": 256 * 1024,
+    # "close" (4401) or "downgrade" (anonymous) when the identity is revoked.
+    "REVOKED_CONNECTIONS": "close",
     "CLIENT_NOTIFICATIONS": False,
     "CONNECTION_PERMISSION_CLASS": "channels_binding.permissions.ConnectionPermission",
     "DEFAULT_FIELDS_EXCLUDE": ["password"],

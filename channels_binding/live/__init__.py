@@ -9,5 +9,6 @@ never ``bindings`` (which mixes ``watching`` in) and never a transport.
 """
 
 from .capture import announce
+from .revocation import adisconnect_user, disconnect_user
 
-__all__ = ["announce"]
+__all__ = ["announce", "adisconnect_user", "disconnect_user"]

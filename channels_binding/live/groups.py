@@ -18,6 +18,8 @@ _SAFE = re.compile(r"^[a-zA-Z0-9\-_.]{1,80}$")
 GROUP_MESSAGE = "binding.notify"
 #: Layer message for one connection, sent to its process's hub.
 DIRECT_MESSAGE = "binding.direct"
+#: Layer message to a user's group: end what that identity may do (revocation).
+REVOKE_MESSAGE = "binding.revoke"
 
 #: Every connection of every process.
 ALL = "cb.all"

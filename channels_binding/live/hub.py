@@ -48,6 +48,7 @@ from .groups import (
     DIRECT_MESSAGE,
     GROUP_MESSAGE,
     HUB_CHANNEL_PREFIX,
+    REVOKE_MESSAGE,
     give_hubs_capacity,
     stream_group,
 )
@@ -169,6 +170,14 @@ class Hub:
             task = asyncio.get_running_loop().create_task(self.release(consumer))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+
+    def _forget_parked(self, consumer: Any) -> None:
+        for token, parked in list(self.parked.items()):
+            if parked is consumer:
+                del self.parked[token]
+                task = asyncio.get_running_loop().create_task(self.release(consumer))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
     def claim(self, token: str, consumer: Any, same: Any) -> Any:
         """Give a parked connection's subscriptions, groups and client ids to
@@ -338,6 +347,12 @@ class Hub:
             if consumer is None:
                 return
             self.notices.append(([consumer], message["text"]))
+        elif kind == REVOKE_MESSAGE:
+            # At once, not in the push loop: no push may leave after this.
+            for consumer in list(self.local.get(message["group"], ())):
+                if consumer.revoke(message):
+                    self._forget_parked(consumer)
+            return
         elif kind == CHANGE_MESSAGE:
             stream = message["stream"]
             keys = self.pending.setdefault(stream, {})

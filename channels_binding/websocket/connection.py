@@ -7,6 +7,8 @@ Both consumers mix this in; their own code is only the transport.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 from typing import Any
 from urllib.parse import parse_qs
@@ -34,10 +36,13 @@ from ..exceptions import (
     ValidationError,
 )
 from ..live.groups import ALL, channel_group, user_group
+from ..live.revocation import credential_digest
 from ..permissions import CHANNEL_NAME
 from ..registry import registry
 from ..settings import binding_settings
 from .throttling import ConnectionThrottle
+
+logger = logging.getLogger("channels_binding")
 
 #: Close code sent after accepting an anonymous handshake when
 #: ``ANONYMOUS_CONNECTION_ALLOWED`` is False (4000 + HTTP 401).
@@ -177,6 +182,8 @@ class ConnectionMixin:
         return messages
 
     def binding_for(self, frame: Frame) -> GenericBinding:
+        if self.revoked:
+            raise NotAuthenticated("This connection's credentials were revoked.")
         request = BindingRequest.from_frame(
             frame, user=self.user, auth=self.auth, connection=self
         )
@@ -238,6 +245,48 @@ class ConnectionMixin:
                     binding.check_object_permissions(obj)
             except Exception:
                 self.hub.index.remove(subscription)
+
+    # -- revocation --------------------------------------------------------------
+
+    #: Set when the identity was revoked: nothing more is pushed.
+    revoked = False
+
+    def revoke(self, message: dict) -> bool:
+        """Called by the hub with a revoke message for this user's group: whether
+        it is about this connection's identity (the session or token it names, if
+        any). If it is, pushes stop now and the connection is closed or made
+        anonymous soon after (``REVOKED_CONNECTIONS``)."""
+        user = self.user
+        if not user.is_authenticated or user_group(user.pk) != message.get("group"):
+            return False
+        session, token = message.get("session"), message.get("token")
+        if session is not None:
+            key = getattr((self.scope or {}).get("session"), "session_key", None)
+            if self.auth is not None or not key or credential_digest(key) != session:
+                return False
+        if token is not None:
+            key = getattr(self.auth, "key", None)
+            if not isinstance(key, str) or credential_digest(key) != token:
+                return False
+        self.revoked = True
+        task = asyncio.get_running_loop().create_task(self._end_revoked())
+        self._revoking = task  # keep a reference until it is done
+        return True
+
+    async def _end_revoked(self) -> None:
+        try:
+            downgrade = (
+                binding_settings.REVOKED_CONNECTIONS == "downgrade"
+                and binding_settings.ANONYMOUS_CONNECTION_ALLOWED
+            )
+            if downgrade:
+                await self.change_user(AnonymousUser(), None)
+                self.revoked = False
+                self.queue_reply(protocol.reply("connection", self.connection_data()))
+            else:
+                await self.close_revoked()
+        except Exception:
+            logger.debug("Ending a revoked connection failed", exc_info=True)
 
     async def event_resume(self, frame: Frame) -> dict:
         """Carry on a closed connection of the same user: ``{"token", "pos"}``,

@@ -140,12 +140,26 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
         if self.forward is not None:
             self.forward.queue_text(text)
             return
+        if self.revoked:
+            return
         if self.replay is not None:
             text = self.replay.number(text)
         self.outbox.put(text)
 
     async def _write(self, text: str) -> None:
         await self.send(text_data=text)
+
+    def queue_reply(self, message: dict) -> None:
+        self.outbox.put(protocol.encode(message))
+
+    async def close_revoked(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self.replay = None
+        await self.hub.release(self)
+        if not self.outbox.closed:
+            self.outbox.close()
+            await self.close(code=CLOSE_NOT_AUTHENTICATED)
 
     def _too_slow(self) -> None:
         logger.warning("Closing %s: it stopped reading its socket", self.client_id)
@@ -225,7 +239,17 @@ class SyncConsumer(ConnectionMixin, WebsocketConsumer):
     async def push_text(self, text: str) -> None:
         self.queue_text(text)
 
-    def queue_text(self, text: str) -> None:
+    def queue_reply(self, message: dict) -> None:
+        self.queue_text(protocol.encode(message), reply=True)
+
+    async def close_revoked(self) -> None:
+        await self.hub.release(self)
+        close = {"type": "websocket.close", "code": CLOSE_NOT_AUTHENTICATED}
+        await self._asgi_send(close)
+
+    def queue_text(self, text: str, reply: bool = False) -> None:
+        if self.revoked and not reply:
+            return
         # Pushes go through a bounded outbox like the async consumer's; replies
         # are written by this consumer's thread, which may wait for the socket.
         if not hasattr(self, "outbox"):
