@@ -10,6 +10,7 @@ import json
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.servers import daphne, django_admin, redis_server, server_env
 
@@ -152,3 +153,26 @@ async def test_notify_from_another_process_reaches_both_servers(cluster):
                 "event": "notify",
                 "data": {"marker": True},
             }
+
+
+async def test_revocation_from_another_process_closes_sockets_on_both(cluster):
+    one, two = cluster["ports"]
+    cookie = {"Cookie": f"sessionid={cluster['session']}"}
+    async with (
+        connect(f"ws://127.0.0.1:{one}/ws/", additional_headers=cookie) as first,
+        connect(f"ws://127.0.0.1:{two}/ws/", additional_headers=cookie) as second,
+        connect(f"ws://127.0.0.1:{two}/ws/") as anonymous,
+    ):
+        user_id = (await receive(first))["data"]["user_id"]
+        await receive(second)
+        await receive(anonymous)
+        script = (
+            "from channels_binding.live import disconnect_user; "
+            f"disconnect_user({user_id})"
+        )
+        await asyncio.to_thread(django_admin, cluster["env"], "shell", "-c", script)
+        for websocket in (first, second):
+            with pytest.raises(ConnectionClosed) as closed:
+                await receive(websocket, timeout=1)
+            assert closed.value.rcvd.code == 4401
+        await request(anonymous, "ping", {}, 1)

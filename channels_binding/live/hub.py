@@ -350,8 +350,11 @@ class Hub:
         elif kind == REVOKE_MESSAGE:
             # At once, not in the push loop: no push may leave after this.
             for consumer in list(self.local.get(message["group"], ())):
-                if consumer.revoke(message):
-                    self._forget_parked(consumer)
+                try:
+                    if consumer.revoke(message):
+                        self._forget_parked(consumer)
+                except Exception:
+                    logger.exception("Could not revoke a connection")
             return
         elif kind == CHANGE_MESSAGE:
             stream = message["stream"]

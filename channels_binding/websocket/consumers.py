@@ -156,10 +156,11 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
         for task in list(self._tasks):
             task.cancel()
         self.replay = None
-        await self.hub.release(self)
+        # Closed first: releasing may stop the hub, which waits for the layer.
         if not self.outbox.closed:
             self.outbox.close()
             await self.close(code=CLOSE_NOT_AUTHENTICATED)
+        await self.hub.release(self)
 
     def _too_slow(self) -> None:
         logger.warning("Closing %s: it stopped reading its socket", self.client_id)
@@ -243,9 +244,9 @@ class SyncConsumer(ConnectionMixin, WebsocketConsumer):
         self.queue_text(protocol.encode(message), reply=True)
 
     async def close_revoked(self) -> None:
-        await self.hub.release(self)
         close = {"type": "websocket.close", "code": CLOSE_NOT_AUTHENTICATED}
         await self._asgi_send(close)
+        await self.hub.release(self)
 
     def queue_text(self, text: str, reply: bool = False) -> None:
         if self.revoked and not reply:
