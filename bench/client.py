@@ -330,14 +330,22 @@ async def run_changes(opts: dict) -> dict:
             tasks.append(asyncio.create_task(read(ws, pushes, state)))
         await asyncio.sleep(0.5)  # let the server settle after the connects
         base = int(time.time()) * 100_000
-        query = f"seconds={seconds}&rows={rows}&base={base}"
-        written = await asyncio.to_thread(
-            http_json, f"{opts['http']}/bench/write/?{query}"
+        if opts.get("writers"):
+            written = await write_elsewhere(opts, base)
+        else:
+            query = f"seconds={seconds}&rows={rows}&base={base}"
+            written = await asyncio.to_thread(
+                http_json, f"{opts['http']}/bench/write/?{query}"
+            )
+            count = len(written["times"])
+            written["pks"] = [n % rows + 1 for n in range(count)]
+            written["values"] = [base + n for n in range(count)]
+        changes = sorted(
+            zip(written["times"], written["pks"], written["values"], strict=True)
         )
-        times = written["times"]
         final = {}
-        for n in range(len(times)):
-            final[n % rows + 1] = base + n
+        for _, pk, value in changes:
+            final[pk] = max(value, final.get(pk, -1))
         # Wait until every watcher has the last state of every row, or give up.
         deadline = monotonic() + DRAIN_TIMEOUT
         complete = None
@@ -354,15 +362,75 @@ async def run_changes(opts: dict) -> dict:
         for task in tasks:
             task.cancel()
         await close_sockets(sockets)
-    return summarize_changes(got, times, written["started"], base, rows, complete)
+    out = summarize_changes(got, changes, written["started"], complete)
+    out["writers"] = len(opts.get("writers") or ()) or None
+    # The state each watcher ends with: the last push of each row, in arrival
+    # order, must carry the row's final quantity.
+    out["wrong_final"] = sum(
+        ends.get(pk) != value
+        for ends in ({pk: v for _, pk, v in pushes} for pushes in got)
+        for pk, value in final.items()
+    )
+    return out
 
 
-def summarize_changes(got, times, started, base, rows, complete) -> dict:
+async def write_elsewhere(opts: dict, base: int) -> dict:
+    """Run the writer processes (:mod:`bench.writer`): start them, wait until
+    each is set up, tell them all to go, and merge what they committed."""
+    count, seconds = len(opts["writers"]), opts["seconds"]
+    procs = []
+    try:
+        for number, env in enumerate(opts["writers"]):
+            writer_opts = {
+                "rows": opts["rows"],
+                "writers": count,
+                "writer": number,
+                "base": base,
+                "seed": base + number,
+            }
+            procs.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "bench.writer",
+                    json.dumps(writer_opts),
+                    env=env,
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                )
+            )
+        for proc in procs:
+            line = await asyncio.wait_for(proc.stdout.readline(), 60)
+            if line.strip() != b"ready":
+                raise RuntimeError(f"a writer did not start: {line[:200]!r}")
+        for proc in procs:
+            proc.stdin.write(f"go {seconds}\n".encode())
+            await proc.stdin.drain()
+        outs = [
+            json.loads(out)
+            for out, _ in await asyncio.gather(
+                *(asyncio.wait_for(proc.communicate(), seconds + 60) for proc in procs)
+            )
+        ]
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    merged = {"started": min(out["started"] for out in outs)}
+    for field in ("times", "pks", "values"):
+        merged[field] = [item for out in outs for item in out[field]]
+    return merged
+
+
+def summarize_changes(got, changes, started, complete) -> dict:
     """Each change's lag: from its commit to when the last watcher had it (a push
-    of its row with its quantity or a later one); ``None`` if one never did."""
+    of its row with its quantity or a later one); ``None`` if one never did.
+    ``changes``: ``(commit time, pk, quantity)`` in commit order."""
     import bisect
 
-    count = len(times)
+    count = len(changes)
+    times = [t for t, _, _ in changes]
     worst = [0.0] * count  # per change, the lag to the last watcher
     uncovered = 0  # (watcher, change) pairs never covered
     for pushes in got:
@@ -374,9 +442,9 @@ def summarize_changes(got, times, started, base, rows, complete) -> dict:
                 continue  # an older state than one already pushed
             arrivals.append(arrival)
             values.append(value)
-        for n, committed in enumerate(times):
-            row = per_row.get(n % rows + 1)
-            i = bisect.bisect_left(row[1], base + n) if row else 0
+        for n, (committed, pk, value) in enumerate(changes):
+            row = per_row.get(pk)
+            i = bisect.bisect_left(row[1], value) if row else 0
             if row is None or i == len(row[1]):
                 uncovered += 1
                 worst[n] = float("inf")
@@ -386,6 +454,12 @@ def summarize_changes(got, times, started, base, rows, complete) -> dict:
                 worst[n] = lag
     last_second = [
         lag for lag, t in zip(worst, times, strict=True) if t > times[-1] - 1
+    ]
+    middle = started + (times[-1] - started) / 2
+    mid_second = [
+        lag
+        for lag, t in zip(worst, times, strict=True)
+        if middle - 0.5 <= t <= middle + 0.5
     ]
 
     def finite_or_none(value):
@@ -409,6 +483,7 @@ def summarize_changes(got, times, started, base, rows, complete) -> dict:
         "lag_max": finite[-1] if finite else None,
         "lag_last": finite_or_none(worst[-1]) if worst else None,
         "lag_last_second": finite_or_none(max(last_second)) if last_second else None,
+        "lag_mid_second": finite_or_none(max(mid_second)) if mid_second else None,
     }
 
 

@@ -25,12 +25,14 @@ def test_micro_benchmark_runs_and_prints_its_ratios():
 
 
 def test_changes_section_runs_and_prints_its_figures():
-    """A second of commits to 5 watchers of 10 rows, in-memory layer only: every
-    watcher ends with every row's last state, and both figures are printed."""
+    """A second of commits to 5 watchers of 10 rows, from one writer process
+    (Redis layer) and from the serving process (in-memory layer): every watcher
+    ends with every row's last state, and both figures are printed."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--only", "changes", "--no-redis"]
+        [sys.executable, "-m", "bench", "--only", "changes"]
         + ["--changes-seconds", "1", "--changes-watchers", "5"]
-        + ["--changes-rows", "10"],
+        + ["--changes-rows", "10", "--changes-writers", "1"]
+        + ["--changes-in-process", "memory"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from asgiref.sync import SyncToAsync, async_to_sync
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.db import DEFAULT_DB_ALIAS, router, transaction
 from django.db.models import Model, QuerySet
 from django.db.models.signals import m2m_changed, post_delete, post_save
@@ -73,13 +74,54 @@ class _Batch:
             task.add_done_callback(_sent)
             return
         try:
-            async_to_sync(_group_send_all)(layer, self.changes)
+            if _has_outer_loop() or isinstance(layer, InMemoryChannelLayer):
+                async_to_sync(_group_send_all)(layer, self.changes)
+            else:
+                _sender.run(_group_send_all(layer, self.changes))
         except Exception:
             # A push is lost, the write is not: the transaction has committed.
             logger.exception("Could not send change notifications")
 
 
 _sending: set = set()
+
+
+def _has_outer_loop() -> bool:
+    """Whether this thread runs for an event loop (a ``sync_to_async`` call):
+    ``async_to_sync`` then sends from that loop."""
+    return getattr(SyncToAsync.threadlocal, "main_event_loop", None) is not None
+
+
+class _SenderLoop:
+    """An event loop of its own, in a daemon thread, for sends from threads that
+    have none (a management command, a worker, a script, a WSGI process).
+
+    ``async_to_sync`` would make a new loop per commit there, and channels_redis
+    a new connection pool (so a new Redis connection) per loop: a few
+    milliseconds per commit. This loop lives as long as the process, so its
+    connections do too. Each send is still waited for, as before."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.pid: int | None = None
+        self.lock = threading.Lock()
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        with self.lock:
+            if self.loop is None or self.pid != os.getpid():  # none, or forked
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="channels-binding-sender", daemon=True
+                )
+                thread.start()
+                self.loop, self.pid = loop, os.getpid()
+            return self.loop
+
+    def run(self, coroutine) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop()).result()
+
+
+_sender = _SenderLoop()
 
 
 def _sent(task) -> None:
