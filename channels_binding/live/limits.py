@@ -14,8 +14,8 @@ each connection (see docs/settings.rst, "Connections"):
   ``query``) it watches. Each costs one probe per change of its stream, whatever
   the number of hashes it is watched under.
 * ``MAX_COLLECTION_LOOKUPS``: the lookups those probes carry, summed: one per
-  filter, and one per search word and search field. This is what a change costs
-  beyond the probe itself.
+  filter (and one more per 16 items of a list), and one per search word and
+  search field. This is what a change costs beyond the probe itself.
 
 A subscription that would pass a limit is refused before it is added, and rows a
 read would show beyond ``MAX_SUBSCRIPTION_BYTES`` refuse the read (see
@@ -70,12 +70,22 @@ def _bytes(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
 
 
+#: A list value (``__in``) counts one lookup more per this many items: each
+#: item is prepared and bound again for every change.
+ITEMS_PER_LOOKUP = 16
+
+
 def lookups(subscription: Any) -> int:
-    """The lookups a collection subscription's probe carries: one per filter,
-    one per search word and search field."""
+    """The lookups a collection subscription's probe carries: one per filter (and
+    one more per :data:`ITEMS_PER_LOOKUP` items of a list), one per search word
+    and search field."""
     if subscription.is_object:
         return 0
-    count = len(subscription.filters or {})
+    count = 0
+    for value in (subscription.filters or {}).values():
+        count += 1
+        if isinstance(value, list | tuple):
+            count += len(value) // ITEMS_PER_LOOKUP
     if isinstance(subscription.query, str):
         stream = subscription.stream
         binding = registry.get(stream) if stream in registry else None
