@@ -235,9 +235,9 @@ def measure_watches(args: argparse.Namespace) -> tuple[float, str]:
 
     def longest(n: int) -> list[int]:
         """The longest list that starts with ``n``: one-digit numbers after it."""
-        items = [n, *range(1, 10)] * value
-        while value_length(items) > value:
-            items.pop()
+        items = [n]
+        while value_length(items) + 2 <= value:
+            items.append(len(items) % 9 + 1)
         return items
 
     def shape(name: str, n: int, words: int) -> tuple[dict, str | None]:

@@ -41,7 +41,11 @@ def value_length(value: Any) -> int:
     if isinstance(value, str):
         return len(value)
     if isinstance(value, list | tuple):
-        return sum(value_length(item) for item in value) + max(len(value) - 1, 0)
+        return sum(map(value_length, value)) + max(len(value) - 1, 0)
+    if value is None or isinstance(value, bool):
+        return 4 if value is None or value else 5  # null, true, false
+    if isinstance(value, int | float):
+        return len(repr(value))  # JSON's spelling, but for floats like 1e+16
     try:
         return len(json.dumps(value))
     except (TypeError, ValueError):
