@@ -123,7 +123,8 @@ def _booleans(model: Any, key: str, value: Any) -> Any:
     ``BooleanField`` does not read) as booleans where a boolean is meant: an
     ``isnull`` lookup, or a boolean field's exact or ``in`` match. Any other value
     is kept; an ``isnull`` that is still not a boolean is a 400 here rather than
-    an error when the rows are read."""
+    an error when the rows are read, and so is a number an integer column cannot
+    hold, even spelled as a string."""
     parts = key.split("__")
     field = None
     while parts:
@@ -143,7 +144,29 @@ def _booleans(model: Any, key: str, value: Any) -> Any:
             value = _boolean(value)
     if lookup == "isnull" and not isinstance(value, bool):
         raise invalid(key, "Must be true or false.")
+    if lookup != "isnull" and isinstance(_compared(field), models.IntegerField):
+        for item in value if isinstance(value, list) else [value]:
+            if _integer(item) not in INTEGER_RANGE:
+                raise invalid(key, "Number out of range.")
     return value
+
+
+def _compared(field: Any) -> Any:
+    """The field a filter on ``field`` compares values with: a relation's key."""
+    if field is None or not field.is_relation or field.related_model is None:
+        return field
+    return getattr(field, "target_field", None) or field.related_model._meta.pk
+
+
+def _integer(item: Any) -> int:
+    """``item`` as an integer column would read it; 0 when it would not (the
+    column refuses it as a value of the wrong kind, a 400 too)."""
+    if isinstance(item, bool):
+        return 0
+    try:
+        return int(item.strip() if isinstance(item, str) else item)
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def _boolean(value: Any) -> Any:
