@@ -41,12 +41,12 @@ class Subscription:
     query: str | None = None
     #: pk_key → pk of every row this subscription has shown its client.
     seen: dict[str, Any] = field(default_factory=dict)
-    #: Made by a list or search rather than by ``subscribe``: a later list or
-    #: search with the same hash replaces it (a search box watches its last query).
-    replaceable: bool = False
     #: The subscriptions this one replaced, until its read is done: a read that
     #: fails puts them back (see :meth:`SubscriptionIndex.withdraw`).
     replaced: list = field(default_factory=list, repr=False)
+    #: Made by a list or search rather than by ``subscribe``: a later list or
+    #: search with the same hash replaces it (a search box watches its last query).
+    replaceable: bool = False
 
     @property
     def is_object(self) -> bool:
