@@ -13,19 +13,31 @@ of ``--rounds`` rounds of a bounded loop.
 ``fanout``      computing the pushes of one change for 1,000 watchers of the row,
                 each checked (``compute_pushes``), vs the floor of a fan-out
                 without checks: serializing once and building each frame.
+
+Then one more figure, not a speed-up but a bound: ``watches``, what one
+connection holding every watch the per-connection limits allow (with the
+default settings) adds to the cost of a change, for the 1,000 watchers above
+plus a list watcher. It prints the time with that connection over the time
+without it, for the costliest of a few ways to fill the limits, and fails (exit
+status 1) if it is over :data:`MAX_WATCH_COST` with 1,000 watchers.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextvars
+import gc
 import os
 import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
+
+#: The most one connection at every default limit may multiply a change's cost by.
+MAX_WATCH_COST = 2.0
 
 
 def timed(fn, count: int, rounds: int) -> float:
@@ -51,15 +63,18 @@ def main(argv: list[str] | None = None) -> int:
         import bench.project.prepare  # noqa: F401  (migrates and adds the products)
 
         rows = measure(args)
+        watch_cost, watch_line = measure_watches(args)
     width = max(len(name) for name, *_ in rows)
     print(f"{'case':<{width}}  {'ours':>10}  {'baseline':>10}  ratio  baseline is")
     for name, ours, base, what in rows:
         print(
             f"{name:<{width}}  {ours:>10}  {base:>10}  {base_ratio(ours, base)}  {what}"
         )
+    print(watch_line)
     ratios = " ".join(f"{name}={base_ratio(o, b).strip()}" for name, o, b, _ in rows)
     print(f"ratios (baseline time / ours): {ratios}")
-    return 0
+    checked = args.watchers >= 1000
+    return 1 if checked and watch_cost > MAX_WATCH_COST else 0
 
 
 def base_ratio(ours: str, base: str) -> str:
@@ -156,6 +171,144 @@ def measure(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
         )
     )
     return rows
+
+
+def measure_watches(args: argparse.Namespace) -> tuple[float, str]:
+    """``(ratio, line)``: one change's ``compute_pushes`` with one connection
+    holding the most the limits allow, over the same without it."""
+    from django.contrib.auth.models import AnonymousUser
+
+    from bench.project.catalog.bindings import ProductBinding
+    from bench.project.catalog.models import Product
+    from channels_binding.events.request import BindingRequest
+    from channels_binding.exceptions import APIException
+    from channels_binding.filters import value_length
+    from channels_binding.live.pushes import compute_pushes
+    from channels_binding.live.subscriptions import Subscription, SubscriptionIndex
+    from channels_binding.settings import binding_settings as limits
+
+    stream = "catalog.Product"
+    product = Product.objects.get(pk=1)
+
+    class Watcher:
+        def __init__(self, user: Any) -> None:
+            self.user = user
+            self.auth = None
+
+    class Member:  # an authenticated user: the higher watch limit
+        is_authenticated = True
+        is_anonymous = False
+        is_active = True
+
+        def __init__(self, pk: int) -> None:
+            self.pk = pk
+
+    def add(index: Any, sub: Any) -> bool:
+        """Subscribe as a request would: validated first, then within limits."""
+        try:
+            if not sub.is_object:
+                data = {"filters": sub.filters, "query": sub.query}
+                request = BindingRequest(
+                    event=f"{stream}.subscribe",
+                    stream=stream,
+                    action="subscribe",
+                    data=data,
+                    user=sub.consumer.user,
+                )
+                binding = ProductBinding(request)
+                binding.filter_queryset(binding.get_queryset())
+            return index.add(sub, limits.MAX_SUBSCRIPTIONS)[1]
+        except APIException:
+            return False
+
+    others = [Watcher(AnonymousUser()) for _ in range(args.watchers)]
+    lister = Watcher(Member(2))
+
+    def index_of_others() -> Any:
+        index = SubscriptionIndex()
+        for watcher in others:
+            index.add(Subscription(watcher, stream, None, pk=product.pk))
+        index.add(Subscription(lister, stream, "all", filters={}))
+        return index
+
+    value = limits.MAX_FILTER_VALUE_LENGTH
+
+    def longest(n: int) -> list[int]:
+        """The longest list that starts with ``n``: one-digit numbers after it."""
+        items = [n]
+        while value_length(items) + 2 <= value:
+            items.append(len(items) % 9 + 1)
+        return items
+
+    def shape(name: str, n: int, words: int) -> tuple[dict, str | None]:
+        """Watch number ``n`` of a way to spend the lookups."""
+        if name == "filters":  # three filters at their longest values
+            return {
+                "quantity__in": longest(n),
+                "name__icontains": f"{n}".ljust(value, "y"),
+                "price__lt": n,
+            }, None
+        if name == "lists":  # the longest list
+            return {"quantity__in": longest(n)}, None
+        if name == "mixed":  # a word of search and a long filter
+            return {"quantity__in": longest(n)}, f"w{n}"
+        if name == "search":  # as many words as fit, at the longest query
+            width = (limits.MAX_QUERY_LENGTH + 1) // words - 1
+            return {}, " ".join(f"{n}.{t}".ljust(width, "z") for t in range(words))
+        return {"quantity": n}, None  # one filter: the cheapest distinct watch
+
+    def fill(index: Any, name: str) -> tuple[int, int]:
+        """Give one new connection every watch of shape ``name`` the limits
+        allow, then cheaper ones while any fits, then as many subscriptions to
+        the changed row as the bytes left allow."""
+        attacker = Watcher(Member(3))
+        watches, words = 0, 16
+        for n in range(1000):
+            while words:
+                filters, query = shape(name, n, words)
+                sub = Subscription(attacker, stream, f"w{n}", None, filters, query)
+                if add(index, sub):
+                    watches += 1
+                    break
+                words = words - 1 if name == "search" else 0
+            if not words:
+                break
+        for n in range(1000, 2000):
+            filters, query = shape("one filter", n, 0)
+            if not add(index, Subscription(attacker, stream, f"w{n}", None, filters)):
+                break
+            watches += 1
+        extra = 0
+        while add(index, Subscription(attacker, stream, f"o{extra}", pk=product.pk)):
+            extra += 1
+        return watches, extra
+
+    quiet = index_of_others()
+    worst = (0.0, "", 0, 0)
+    for name in ("filters", "lists", "mixed", "search", "one filter"):
+        busy = index_of_others()
+        watches, extra = fill(busy, name)
+        for index in (quiet, busy):  # the first push records what each saw
+            compute_pushes(index, stream, [product.pk])
+        # Timed in turns, so that whatever else the machine does weighs on both.
+        ratios = []
+        for _ in range(args.rounds):
+            gc.collect()
+            held = timed(partial(compute_pushes, busy, stream, [product.pk]), 5, 1)
+            gc.collect()
+            alone = timed(partial(compute_pushes, quiet, stream, [product.pk]), 5, 1)
+            ratios.append(held / alone)
+        ratio = statistics.median(ratios)
+        if ratio > worst[0]:
+            worst = (ratio, name, watches, extra)
+    ratio, name, watches, extra = worst
+    verdict = f"at most {MAX_WATCH_COST:.1f}" if args.watchers >= 1000 else "unchecked"
+    line = (
+        f"watches: one change for {args.watchers} watchers and a list watcher, "
+        f"plus one connection at every limit ({name!r}: {watches} collection "
+        f"watches, {extra} more subscriptions) / without it: {ratio:.2f} ({verdict})"
+    )
+    return ratio, line
 
 
 if __name__ == "__main__":

@@ -88,6 +88,39 @@ def check_throttle_rates(app_configs=None, **kwargs):
     return []
 
 
+#: Settings that are a number of bytes, characters or things, or ``None``.
+LIMITS = (
+    "MAX_QUERY_LENGTH",
+    "MAX_FILTER_VALUE_LENGTH",
+    "MAX_SUBSCRIPTION_BYTES",
+    "MAX_COLLECTION_WATCHES",
+    "ANONYMOUS_MAX_COLLECTION_WATCHES",
+    "MAX_COLLECTION_LOOKUPS",
+)
+
+
+@register(Tags.security, Tags.compatibility)
+def check_limits(app_configs=None, **kwargs):
+    raw = getattr(settings, SETTING_NAME, None) or {}
+    if not isinstance(raw, dict):
+        return []  # E002
+    return [
+        Error(
+            f"{SETTING_NAME}[{key!r}] must be a whole number of zero or more, or "
+            f"None for no limit; it is {raw[key]!r}.",
+            id="channels_binding.E004",
+        )
+        for key in LIMITS
+        if key in raw and not _is_limit(raw[key])
+    ]
+
+
+def _is_limit(value) -> bool:
+    if value is None:
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _path(binding) -> str:
     return f"{binding.__module__}.{binding.__qualname__}"
 

@@ -31,8 +31,7 @@ class ListMixin:
         queryset = self.filter_queryset(self.get_queryset())
         with self.watching(**self.collection_target()) as subscription:
             page = self.paginate_queryset(self.optimize_queryset(queryset))
-        if subscription is not None:
-            subscription.saw([obj.pk for obj in self.page_objects])
+            self.show_rows(subscription, self.page_objects)
         return page
 
 

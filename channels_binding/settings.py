@@ -25,6 +25,13 @@ DEFAULTS: dict[str, Any] = {
     ],
     "DEFAULT_PAGE_SIZE": 25,
     "MAX_PAGE_SIZE": 100,
+    "MAX_QUERY_LENGTH": 256,
+    "MAX_FILTER_VALUE_LENGTH": 256,
+    # What one connection may watch (channels_binding/live/limits.py).
+    "MAX_SUBSCRIPTION_BYTES": 128 * 1024,
+    "MAX_COLLECTION_WATCHES": 10,
+    "ANONYMOUS_MAX_COLLECTION_WATCHES": 5,
+    "MAX_COLLECTION_LOOKUPS": 40,
     "ANONYMOUS_CONNECTION_ALLOWED": True,
     "AUTO_SUBSCRIBE": True,
     "MAX_FRAME_BYTES": 1024 * 1024,

@@ -100,6 +100,20 @@ def asgi_server(
     app: str = "tests.asgi:application",
     cwd: Path = ROOT,
 ):
+    with asgi_process(env, log_path, server, app, cwd) as (port, _):
+        yield port
+
+
+@contextlib.contextmanager
+def asgi_process(
+    env: dict,
+    log_path: Path,
+    server: str,
+    app: str = "tests.asgi:application",
+    cwd: Path = ROOT,
+):
+    """As :func:`asgi_server`, yielding ``(port, process)``: the process is the
+    server itself (``python -m daphne``), whose memory a test may read."""
     port = free_port()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -111,7 +125,7 @@ def asgi_server(
         )
         try:
             wait_for_port(port, process)
-            yield port
+            yield port, process
         finally:
             process.terminate()
             try:

@@ -21,6 +21,9 @@ def test_micro_benchmark_runs_and_prints_its_ratios():
     assert last.startswith("ratios (baseline time / ours): serializer=")
     names = [part.split("=")[0] for part in last.split(": ", 1)[1].split()]
     assert names == ["serializer", "retrieve", "fanout"]
+    watches = result.stdout.strip().splitlines()[-2]
+    assert watches.startswith("watches: one change for 20 watchers"), watches
+    assert watches.endswith("(unchecked)"), watches
     assert all(float(part.split("=")[1]) > 0 for part in last.split(": ", 1)[1].split())
 
 

@@ -18,9 +18,12 @@ import threading
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from rest_framework.exceptions import Throttled
+
+from . import limits
 
 
 def pk_key(pk: Any) -> str:
@@ -38,6 +41,9 @@ class Subscription:
     query: str | None = None
     #: pk_key → pk of every row this subscription has shown its client.
     seen: dict[str, Any] = field(default_factory=dict)
+    #: The subscriptions this one replaced, until its read is done: a read that
+    #: fails puts them back (see :meth:`SubscriptionIndex.withdraw`).
+    replaced: list = field(default_factory=list, repr=False)
     #: Made by a list or search rather than by ``subscribe``: a later list or
     #: search with the same hash replaces it (a search box watches its last query).
     replaceable: bool = False
@@ -58,10 +64,25 @@ class Subscription:
             return (self.stream, self.hash, "object", pk_key(self.pk))
         return (self.stream, self.hash, "collection", self.query_key)
 
-    @property
+    @cached_property
     def query_key(self) -> str:
         """The collection's filters and query, spelled canonically."""
         return json.dumps([self.filters or {}, self.query or ""], sort_keys=True)
+
+    @cached_property
+    def size(self) -> int:
+        """Its weight before it shows any row (see :mod:`.limits`)."""
+        return limits.size(self)
+
+    @property
+    def weight(self) -> int:
+        """What it counts against ``MAX_SUBSCRIPTION_BYTES``."""
+        return self.size + limits.SEEN_ROW_BYTES * len(self.seen)
+
+    @cached_property
+    def lookups(self) -> int:
+        """What it counts against ``MAX_COLLECTION_LOOKUPS`` (see :mod:`.limits`)."""
+        return limits.lookups(self)
 
     def event(self, action: str) -> str:
         base = f"{self.stream}.{action}"
@@ -119,37 +140,85 @@ class SubscriptionIndex:
 
         Returns ``(subscription, created)``. A replaceable collection subscription
         replaces the consumer's replaceable one with the same stream and hash. A
-        consumer that already has ``limit`` subscriptions gets ``Throttled``.
+        consumer that already has ``limit`` subscriptions gets ``Throttled``, and
+        one that would pass a limit of :mod:`.limits` gets ``Throttled`` or
+        ``SubscriptionsTooLarge``; a refused subscription changes nothing.
         """
         with self._lock:
             if subscription.consumer in self._released:
                 return subscription, False
-            mine = self._by_consumer.setdefault(subscription.consumer, {})
+            mine = self._by_consumer.get(subscription.consumer, {})
             existing = mine.get(subscription.key)
             if existing is not None:
                 # An explicit subscribe keeps what a list happened to watch.
                 existing.replaceable &= subscription.replaceable
                 return existing, False
+            replaced = []
             if subscription.replaceable:
-                for key, old in list(mine.items()):
-                    if (
-                        old.replaceable
-                        and old.stream == subscription.stream
-                        and old.hash == subscription.hash
-                    ):
-                        self._unindex(mine.pop(key))
-            if limit is not None and len(mine) >= limit:
+                replaced = [
+                    key
+                    for key, old in mine.items()
+                    if old.replaceable
+                    and old.stream == subscription.stream
+                    and old.hash == subscription.hash
+                ]
+            if limit is not None and len(mine) - len(replaced) >= limit:
                 raise Throttled(
                     detail=f"Too many subscriptions ({limit}) on this connection: "
                     "unsubscribe from some first."
                 )
+            kept = [sub for key, sub in mine.items() if key not in replaced]
+            limits.check_add(subscription.consumer, kept, subscription)
+            mine = self._by_consumer.setdefault(subscription.consumer, mine)
+            for key in replaced:
+                old = mine.pop(key)
+                self._unindex(old)
+                old.replaced = []
+                subscription.replaced.append(old)
             mine[subscription.key] = subscription
-            if subscription.is_object:
-                by_pk = self._objects[subscription.stream]
-                by_pk[pk_key(subscription.pk)].add(subscription)
-            else:
-                self._collections[subscription.stream].add(subscription)
+            self._index(subscription)
             return subscription, True
+
+    def _index(self, subscription: Subscription) -> None:
+        if subscription.is_object:
+            by_pk = self._objects[subscription.stream]
+            by_pk[pk_key(subscription.pk)].add(subscription)
+        else:
+            self._collections[subscription.stream].add(subscription)
+
+    def show(self, subscription: Subscription, pks: list) -> None:
+        """Record that a read showed the rows ``pks`` through ``subscription``,
+        and end its replacing of older subscriptions (see :meth:`add`). Raises
+        ``SubscriptionsTooLarge``, recording nothing, when the new rows would
+        take the consumer past ``MAX_SUBSCRIPTION_BYTES``."""
+        with self._lock:
+            new = {}
+            for pk in pks:
+                key = pk_key(pk)
+                if key not in subscription.seen:
+                    new[key] = pk
+            if new:
+                mine = self._by_consumer.get(subscription.consumer, {})
+                limits.check_rows(mine.values(), len(new))
+            subscription.seen.update(new)
+            subscription.replaced = []
+
+    def withdraw(self, subscription: Subscription) -> None:
+        """Undo :meth:`add` after its read failed: remove ``subscription`` and
+        put back the subscriptions it replaced."""
+        with self._lock:
+            replaced, subscription.replaced = subscription.replaced, []
+            mine = self._by_consumer.get(subscription.consumer)
+            if mine is None or mine.get(subscription.key) is not subscription:
+                return
+            del mine[subscription.key]
+            self._unindex(subscription)
+            for old in replaced:
+                if old.key not in mine:
+                    mine[old.key] = old
+                    self._index(old)
+            if not mine:
+                del self._by_consumer[subscription.consumer]
 
     def remove(self, subscription: Subscription) -> bool:
         with self._lock:

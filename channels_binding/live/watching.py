@@ -70,7 +70,7 @@ class LiveMixin:
             yield subscription
         except BaseException:
             if created:
-                self.hub.index.remove(subscription)
+                self.hub.index.withdraw(subscription)
             raise
 
     def get_watched_object(self, force: bool = False) -> models.Model:
@@ -79,13 +79,19 @@ class LiveMixin:
         if self.lookup_field in ("pk", self.model._meta.pk.name):
             with self.watching(force, pk=self.get_lookup_value()) as subscription:
                 instance = self.get_object()
+                self.show_rows(subscription, [instance])
         else:
             instance = self.get_object()
             with self.watching(force, pk=instance.pk) as subscription:
-                pass
-        if subscription is not None:
-            subscription.saw([instance.pk])
+                self.show_rows(subscription, [instance])
         return instance
+
+    def show_rows(self, subscription: Subscription | None, rows: list) -> None:
+        """Record the rows a read shows through ``subscription`` (from inside
+        :meth:`watching`): a read whose rows would take the connection past
+        ``MAX_SUBSCRIPTION_BYTES`` is refused, and watches nothing."""
+        if subscription is not None:
+            self.hub.index.show(subscription, [row.pk for row in rows])
 
     def collection_target(self) -> dict[str, Any]:
         data = self.request.data
