@@ -20,8 +20,31 @@ a fresh read of the same request; the run reports the rows that differ::
     python -m tests.stress --writes 500 --lossy 0.2 --no-resync   # must diverge
 
 It prints a one-line summary (and the divergent rows) and exits 1 when some row
-diverges, 2 when the harness itself could not do its job. :func:`run_stress` is the
+diverges, 2 when the harness itself could not do its job (a read failed, a frame
+showed a rolled-back write, the frames did not stop). :func:`run_stress` is the
 same from Python; tests/test_stress.py runs short versions in the test suite.
+
+The summary's counts: ``writes`` by source (and when each source finished), their
+outcomes (``gone``: another writer had deleted the row; ``refused``: an invalid
+write, on purpose; ``rolled_back``: transactions that must push nothing),
+``frames`` and ``pushes`` received by the watchers, ``resyncs`` received,
+``reconnects`` after cuts, of which ``resumed`` and ``reloaded`` (read every watch
+again), ``dropped`` change messages (the lossy layer), ``pos_gaps`` (a pushed
+frame's ``pos`` skipped numbers), ``divergent`` rows, and ``heal``: how long after
+the last write (and the end of the faults) the last frame came.
+
+A divergent row is ``missing`` (in the fresh read, not in the mirror), ``extra``
+(the other way round), ``stale`` (some fields differ), or ``unwatched``: an object
+whose watcher re-read it after a reconnect while it could not see it (a 404, which
+watches nothing), and that it can see again now. Each comes with what the mirror
+last did with the row and who last wrote it.
+
+The client side follows docs/live.rst and the resume protocol of issue 15: the
+sockets ask for ``?resume=1``; after a cut, a socket whose connection frame
+offered ``resume`` sends it first, and reads every watch again when it is not
+resumed (``--no-resume`` always reads again). The same harness therefore checks
+today's servers (no resync, no resume: loss shows as divergence) and servers with
+those features.
 """
 
 from __future__ import annotations
@@ -52,7 +75,7 @@ from tests.servers import (
     server_env,
     start_redis,
 )
-from tests.stress_orm import NOTE_USERS, NOTES_PER_USER, PRODUCTS, WRITER
+from tests.stress_orm import NOTE_USERS, NOTES_PER_USER, PRODUCTS, ROLLED_BACK, WRITER
 from tests.stress_orm import note_text as _note_text
 from tests.stress_orm import product_fields as _product_fields
 
@@ -90,6 +113,7 @@ class Config:
     fault_for: float | None = None  # Redis down / sockets apart; default 2-3 s
     workdir: Path | None = None
     keep: bool = False  # keep the work directory (logs, database) after a clean run
+    resume: bool = True  # ask for resume (?resume=1) and resume after a cut
 
     def check(self) -> None:
         if self.layer not in BACKENDS:
@@ -120,7 +144,9 @@ class Config:
 class Divergence:
     watcher: str
     pk: Any
-    kind: str  # missing | extra | stale
+    # missing | extra | stale, or unwatched: an object the watcher re-read while
+    # it could not see it (a 404 watches nothing), and that came back since
+    kind: str
     fields: list[str] = field(default_factory=list)
     detail: str = ""
 
@@ -179,10 +205,14 @@ class Result:
             f"resyncs={s['resyncs']} reconnects={s['reconnects']} "
             f"resumed={s['resumed']} reloaded={s['reloaded']} "
             f"dropped={s['dropped']} pos_gaps={s['pos_gaps']} "
-            f"divergent={self.divergent} heal={self.heal:.2f}s "
+            f"divergent={self.divergent}{self._unwatched()} heal={self.heal:.2f}s "
             f"duration={self.duration:.1f}s"
             + (f" errors={len(self.errors)}" if self.errors else "")
         )
+
+    def _unwatched(self) -> str:
+        count = sum(d.kind == "unwatched" for d in self.divergences)
+        return f" (unwatched={count})" if count else ""
 
     def report(self, rows: int = 20) -> str:
         lines = [self.summary()]
@@ -408,6 +438,7 @@ class Watcher:
         # pk -> how the mirror last changed for it: (time, what, pos)
         self.trace: dict[Any, tuple[float, str, Any]] = {}
         self.dirty = False  # a re-read is owed (resync, or lost with a cut socket)
+        self.unwatched = False  # an object whose last read was a 404
         self.client: Client | None = None
 
     @property
@@ -420,10 +451,11 @@ class Watcher:
         error = frame.get("error")
         if error is not None:
             if self.object and error.get("status") == 404:
-                for pk in self.mirror:
-                    self.trace[pk] = (now, "read: 404", None)
+                pk = self.data["id"]
+                self.trace[pk] = (now, "read: 404", None)
                 self.mirror = {}
                 self.dirty = False
+                self.unwatched = True
             else:
                 self.client.run.error(f"{self.name} read failed: {error}")
             return
@@ -432,21 +464,33 @@ class Watcher:
             rows = [data]
         else:
             rows = data["rows"]
-            if data["count"] > len(rows):
+            if len(rows) >= data["limit"]:
                 self.client.run.error(
-                    f"{self.name}: {data['count']} rows do not fit in one page of "
-                    f"{data['limit']}"
+                    f"{self.name}: a full page of {data['limit']} rows; the mirror "
+                    "may miss some (raise MAX_PAGE_SIZE)"
                 )
+            if data["count"] != len(rows):
+                # count() and the rows are two queries: a write between them
+                self.client.run.stats["count_mismatches"] += 1
         for pk in self.mirror:
             self.trace[pk] = (now, "read: absent", None)
+        for row in rows:
+            self.check(row, "reply")
         self.mirror = {row["id"]: row for row in rows}
         for pk in self.mirror:
             self.trace[pk] = (now, "read", None)
         self.dirty = False
+        self.unwatched = False
+
+    def check(self, row: dict, what: str) -> None:
+        if ROLLED_BACK in (row.get("name"), row.get("description"), row.get("text")):
+            self.client.run.stats["rolled_back_seen"] += 1
+            self.client.run.error(f"{self.name}: a {what} shows a rolled-back write")
 
     def apply_push(self, action: str, data: dict, pos: Any) -> None:
         pk = data.get("id")
         if action == "retrieve":
+            self.check(data, "push")
             self.mirror[pk] = data
         else:
             self.mirror.pop(pk, None)
@@ -473,6 +517,7 @@ class Client:
         self.cutting = False
         self.reconnecting = False
         self.reloading = 0
+        self.asks = run.config.resume  # for numbered pushes and resume
 
     def add(self, watcher: Watcher) -> None:
         watcher.client = self
@@ -485,7 +530,7 @@ class Client:
     async def connect(self) -> dict:
         headers = {"Authorization": f"Token {self.token}"} if self.token else {}
         self.ws = await connect(
-            f"ws://127.0.0.1:{self.port}/ws/?resume=1",
+            f"ws://127.0.0.1:{self.port}/ws/" + ("?resume=1" if self.asks else ""),
             additional_headers=headers,
             max_size=None,
             ping_interval=None,
@@ -625,7 +670,7 @@ class Client:
             self.run.stats["reconnects"] += 1
             offered = (hello["data"].get("resume") or {}).get("token")
             resumed = False
-            if self.resume_token and offered is not None:
+            if self.asks and self.resume_token and offered is not None:
                 reply = await self.request(
                     "resume", {"token": self.resume_token, "pos": self.pos}
                 )
@@ -1170,7 +1215,10 @@ class Run:
                 elif watcher.object:
                     fresh = {frame["data"]["id"]: frame["data"]}
                 else:
-                    fresh = {row["id"]: row for row in frame["data"]["rows"]}
+                    rows = frame["data"]["rows"]
+                    if len(rows) >= frame["data"]["limit"]:
+                        self.error(f"{watcher.name}: the fresh read is a full page")
+                    fresh = {row["id"]: row for row in rows}
                 divergences += self._diff(watcher, fresh)
         finally:
             for http in https.values():
@@ -1184,7 +1232,8 @@ class Run:
             if mine == theirs:
                 continue
             if mine is None:
-                kind, fields = "missing", []
+                kind = "unwatched" if watcher.unwatched else "missing"
+                fields = []
             elif theirs is None:
                 kind, fields = "extra", []
             else:
@@ -1307,18 +1356,28 @@ def parse_args(argv: list[str] | None = None) -> Config:
     )
     parser.add_argument("--workdir", type=Path, help="where the database and logs go")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = parser.parse_args(argv)
-    return Config(**vars(args))
+    parser.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        help="reconnect by re-reading every watch, never by resume",
+    )
+    parser.add_argument(
+        "--show", type=int, default=10, help="divergent rows to print (default 10)"
+    )
+    args = vars(parser.parse_args(argv))
+    show = args.pop("show")
+    return Config(**args), show
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_args(argv)
+    config, show = parse_args(argv)
     try:
         result = run_stress(config)
     except (RuntimeError, ValueError, TimeoutError) as exc:
         print(f"stress: {exc}", file=sys.stderr)
         return 2
-    print(result.report(), flush=True)
+    print(result.report(show), flush=True)
     if result.divergences:
         return 1
     return 0 if result.ok else 2

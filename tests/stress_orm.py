@@ -35,6 +35,8 @@ DESCRIPTIONS = ["", "plain", "a lamp for the desk", "blue ink", "red wine", "gre
 CATEGORIES = ["Office", "Kitchen", "Garden", "Toys"]
 TAGS = ["new", "sale", "eco", "gift", "bulk"]
 NOTE_USERS = ["alice", "bob", "carol"]
+#: Written only by transactions that roll back: no frame may ever show it.
+ROLLED_BACK = "rolled back"
 WRITER = "writer"
 
 #: How many rows the writers keep: every watched collection fits in one page.
@@ -273,7 +275,9 @@ class OrmWriter:
         self._record("atomic_saves", "shop.Product", pks)
 
     def _op_rolled_back(self) -> None:
-        """Saves, a create, a delete and an announce, all rolled back: no push."""
+        """Saves, a create, a delete, an update with its announce and a note
+        moved, all rolled back: nothing may be pushed, and no frame may ever show
+        :data:`ROLLED_BACK`."""
         from django.db import transaction
 
         from channels_binding.live import announce
@@ -283,12 +287,18 @@ class OrmWriter:
             with transaction.atomic():
                 product = self._product()
                 self._mutate(product)
+                product.description = ROLLED_BACK
                 product.save()
-                self._new_product()
-                victim = self._product()
-                victim.delete()
-                Product.objects.filter(pk=product.pk).update(name="rolled back")
-                announce(Product.objects.filter(pk=product.pk))
+                created = self._new_product()
+                created.name = ROLLED_BACK
+                created.save()
+                self._product().delete()
+                Product.objects.filter(pk=self._product().pk).update(name=ROLLED_BACK)
+                announce(Product.objects.filter(name=ROLLED_BACK))
+                note = self._note()
+                note.text = ROLLED_BACK
+                note.owner_id = self.rng.choice(self.owners)
+                note.save()
                 raise Rollback
         except Rollback:
             pass
@@ -336,10 +346,13 @@ class OrmWriter:
         from django.db import transaction
 
         from channels_binding.live import announce
+        from tests.shop.models import Product
 
         try:
             with transaction.atomic():
-                announce(self._update(self._sample_products()))
+                pks = self._sample_products()
+                Product.objects.filter(pk__in=pks).update(name=ROLLED_BACK)
+                announce(Product.objects.filter(pk__in=pks))
                 raise Rollback
         except Rollback:
             pass
