@@ -30,8 +30,10 @@ write, on purpose; ``rolled_back``: transactions that must push nothing),
 ``frames`` and ``pushes`` received by the watchers, ``resyncs`` received,
 ``reconnects`` after cuts, of which ``resumed`` and ``reloaded`` (read every watch
 again), ``dropped`` change messages (the lossy layer), ``pos_gaps`` (a pushed
-frame's ``pos`` skipped numbers), ``divergent`` rows, and ``heal``: how long after
-the last write (and the end of the faults) the last frame came.
+frame's ``pos`` skipped numbers), ``count_mismatches`` (list replies whose
+``count`` is not their number of rows: the count and the rows are two queries, and
+a write came between them), ``divergent`` rows, and ``heal``: how long after the
+last write (and the end of the faults) the last frame came.
 
 A divergent row is ``missing`` (in the fresh read, not in the mirror), ``extra``
 (the other way round), ``stale`` (some fields differ), or ``unwatched``: an object
@@ -51,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import concurrent.futures
 import contextlib
 import itertools
 import json
@@ -205,6 +208,7 @@ class Result:
             f"resyncs={s['resyncs']} reconnects={s['reconnects']} "
             f"resumed={s['resumed']} reloaded={s['reloaded']} "
             f"dropped={s['dropped']} pos_gaps={s['pos_gaps']} "
+            f"count_mismatches={s['count_mismatches']} "
             f"divergent={self.divergent}{self._unwatched()} heal={self.heal:.2f}s "
             f"duration={self.duration:.1f}s"
             + (f" errors={len(self.errors)}" if self.errors else "")
@@ -269,30 +273,45 @@ class Cluster:
                 self.restart_redis()
                 redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
             self.env = server_env(self.workdir / "db.sqlite3", redis_url, **extra)
-            self._manage("migrate", "--noinput", "-v", "0", module="django")
             self.data = json.loads(
                 self._manage("setup", "--seed", str(config.seed)).strip()
             )
-            for index in range(1 if config.layer == "memory" else 2):
-                log = self.workdir / f"daphne-{index}.log"
-                self.ports.append(self.stack.enter_context(daphne(self.env, log)))
+            self._start_servers(1 if config.layer == "memory" else 2)
         except BaseException:
             self.__exit__(None, None, None)
             raise
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self.orm_process is not None and self.orm_process.poll() is None:
-            self.orm_process.kill()
-            self.orm_process.wait()
+        process = self.orm_process
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None and not pipe.closed:
+                    pipe.close()
         self.stack.close()
         self.kill_redis()
         if self.orm_log is not None:
             self.orm_log.close()
 
-    def _manage(self, *args: str, module: str = "tests.stress_orm") -> str:
+    def _start_servers(self, count: int) -> None:
+        """Start the daphne processes side by side (each takes a while)."""
+        servers = [
+            daphne(self.env, self.workdir / f"daphne-{i}.log") for i in range(count)
+        ]
+        with concurrent.futures.ThreadPoolExecutor(count) as pool:
+            started = [pool.submit(server.__enter__) for server in servers]
+        for server, future in zip(servers, started, strict=True):
+            if future.exception() is None:
+                self.stack.push(server.__exit__)
+        self.ports = [future.result() for future in started]
+
+    def _manage(self, *args: str) -> str:
+        """Run ``python -m tests.stress_orm <args>``; return its output."""
         result = subprocess.run(
-            [sys.executable, "-m", module, *args],
+            [sys.executable, "-m", "tests.stress_orm", *args],
             env=self.env,
             cwd=ROOT,
             capture_output=True,
@@ -300,7 +319,7 @@ class Cluster:
             timeout=120,
         )
         if result.returncode != 0:
-            raise RuntimeError(f"{module} {' '.join(args)} failed:\n{result.stderr}")
+            raise RuntimeError(f"stress_orm {' '.join(args)} failed:\n{result.stderr}")
         return result.stdout
 
     def kill_redis(self) -> None:
@@ -380,6 +399,9 @@ class Http:
                 self.writer.write(message)
                 await self.writer.drain()
                 return await asyncio.wait_for(self._response(), REQUEST_TIMEOUT)
+            except TimeoutError:
+                await self.close()  # the answer may still come: not on this one
+                raise
             except (ConnectionError, asyncio.IncompleteReadError, _Closed):
                 await self.close()
                 if fresh or attempt:
@@ -1129,6 +1151,8 @@ class Run:
     def _orm_log(self, log: Path) -> None:
         for line in log.read_text().splitlines():
             entry = json.loads(line)
+            if entry["op"].startswith("error:") and len(self.write_errors) < 20:
+                self.write_errors.append(f"orm {entry['op'][6:]}")
             for pk in entry["pks"]:
                 self.write_log[(entry["stream"], pk)].append(
                     (entry["t"], "orm", entry["op"])

@@ -3,8 +3,8 @@
 Run with the server settings (``DJANGO_SETTINGS_MODULE=tests.server_settings``)::
 
     python -m tests.stress_orm setup --seed 1
-        creates the users (with tokens), categories, tags, products and notes of a
-        run and prints them as JSON;
+        migrates the database, creates the users (with tokens), categories, tags,
+        products and notes of a run and prints them as JSON;
     python -m tests.stress_orm write --seed 1 --count 500 --rate 100 --log ops.jsonl
         writes through the ORM, as a management command or a Celery task would, in a
         process of its own: saves, deletes, transactions rolled back,
@@ -75,13 +75,16 @@ def note_text(rng: random.Random) -> str:
 
 
 def setup(seed: int) -> dict:
-    """Create a run's data; return what the harness needs to know of it."""
+    """Migrate the database and create a run's data; return what the harness needs
+    to know of it."""
     from django.contrib.auth import get_user_model
+    from django.core.management import call_command
     from django.db import connection
     from rest_framework.authtoken.models import Token
 
     from tests.shop.models import Category, Note, Product, Tag
 
+    call_command("migrate", interactive=False, verbosity=0)
     with connection.cursor() as cursor:
         # Readers do not block the writer (several processes share the file); the
         # mode is kept in the file.
