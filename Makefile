@@ -25,7 +25,7 @@ SYSTEM_DEPS += chromium:chromium
 SYSTEM_PACKAGES = $(foreach dep,$(SYSTEM_DEPS),$(lastword $(subst :, ,$(dep))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps lint docs test test-js demo bench bench-micro clean distclean
+.PHONY: help venv system-deps lint docs test test-js demo bench bench-micro stress clean distclean
 
 help:
 	@echo "make demo         serve the demo on http://$(HOST):$(PORT)/ (PORT=... to change)"
@@ -35,6 +35,7 @@ help:
 	@echo "make docs         build the documentation (warnings are errors)"
 	@echo "make bench        benchmark against Channels and DCRF (~8 min; docs/benchmarks.rst)"
 	@echo "make bench-micro  in-process timings of serializing, retrieving, fan-out (~10 s)"
+	@echo "make stress       the long stress runs: 3,000 writes each, watchers vs fresh reads (~5 min)"
 	@echo "make venv         create $(VENV) and install the package with its test extras"
 	@echo "make system-deps  install missing Debian packages: $(SYSTEM_PACKAGES)"
 	@echo "make clean        remove caches, build files and the demo database"
@@ -98,6 +99,33 @@ bench-micro: venv
 $(BENCH_STAMP): setup.py $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $@
+
+# The long stress runs (tests/stress.py; the test suite runs short ones): real
+# redis-server and daphne processes on 127.0.0.1, 3,000 random writes each, every
+# watcher's mirror compared with a fresh read. Each prints a one-line summary; the
+# target fails if any run reports a divergent row. STRESS_RUNS="--layer core" for
+# one run; STRESS_ARGS="--rate 500" for every run.
+STRESS_WRITES ?= 3000
+STRESS_SEED ?= 1
+STRESS_ARGS ?=
+STRESS_RUNS ?= \
+	"--layer core" \
+	"--layer pubsub" \
+	"--layer memory" \
+	"--layer core --lossy 0.2" \
+	"--layer pubsub --lossy 0.2" \
+	"--layer core --kill-redis" \
+	"--layer pubsub --kill-redis" \
+	"--layer core --cut-sockets" \
+	"--layer pubsub --cut-sockets"
+
+stress: venv system-deps
+	@failed=0; for run in $(STRESS_RUNS); do \
+		echo "== python -m tests.stress --writes $(STRESS_WRITES) --seed $(STRESS_SEED) $$run $(STRESS_ARGS)"; \
+		$(BIN)/python -m tests.stress --writes $(STRESS_WRITES) --seed $(STRESS_SEED) $$run $(STRESS_ARGS) \
+			|| failed=$$((failed + 1)); \
+	done; \
+	if [ $$failed -ne 0 ]; then echo "make stress: $$failed run(s) diverged or failed" >&2; exit 1; fi
 
 demo: venv
 	cd demo && $(BIN)/python manage.py migrate --noinput
