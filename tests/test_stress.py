@@ -12,10 +12,6 @@ from tests.stress import Config, run_stress
 
 pytestmark = pytest.mark.slow
 
-NEEDS_ISSUE_15 = pytest.mark.xfail(
-    strict=True, reason="needs the server side of issue 15"
-)
-
 
 def stress(tmp_path, **options):
     config = Config(workdir=tmp_path, **{"writes": 400, "rate": 200, **options})
@@ -43,7 +39,6 @@ def test_lost_changes_are_reported_without_resync(tmp_path):
     assert result.divergent > 0, result.report()
 
 
-@NEEDS_ISSUE_15
 @pytest.mark.parametrize("layer", ["core", "pubsub", "memory"])
 def test_lost_changes_are_healed_by_resync(tmp_path, layer):
     result = stress(tmp_path, layer=layer, lossy=0.2, seed=13)
@@ -51,7 +46,6 @@ def test_lost_changes_are_healed_by_resync(tmp_path, layer):
     assert_healed(result)
 
 
-@NEEDS_ISSUE_15
 @pytest.mark.parametrize("layer", ["core", "pubsub"])
 def test_redis_killed_and_restarted(tmp_path, layer):
     result = stress(
@@ -61,7 +55,6 @@ def test_redis_killed_and_restarted(tmp_path, layer):
     assert_healed(result)
 
 
-@NEEDS_ISSUE_15
 def test_sockets_cut_and_resumed(tmp_path):
     result = stress(tmp_path, cut_sockets=True, writes=600, fault_for=1.5, seed=15)
     assert result.stats["reconnects"] >= 4, result.summary()
