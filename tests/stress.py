@@ -1143,6 +1143,8 @@ class Run:
             self.writes["orm"] += number
             if op == "error":
                 self.outcomes["failed"] += number
+            elif op == "gone":
+                self.outcomes["gone"] += number
             elif "rolled_back" in op:
                 self.outcomes["rolled_back"] += number
             else:

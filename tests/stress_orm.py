@@ -126,6 +126,10 @@ class Rollback(Exception):
     """Raised inside ``transaction.atomic()`` to roll it back."""
 
 
+class Gone(Exception):
+    """The rows picked were deleted by another writer in the meantime."""
+
+
 class OrmWriter:
     """Random writes through the ORM; :meth:`step` makes one and names it."""
 
@@ -171,17 +175,25 @@ class OrmWriter:
 
         return list(Product.objects.values_list("pk", flat=True))
 
+    def _pick(self, model):
+        """A random row of ``model``; :class:`Gone` when other writers keep
+        deleting what this one picks."""
+        for _ in range(5):
+            pks = list(model.objects.values_list("pk", flat=True))
+            row = model.objects.filter(pk=self.rng.choice(pks)).first() if pks else None
+            if row is not None:
+                return row
+        raise Gone
+
     def _product(self):
         from tests.shop.models import Product
 
-        pks = self._products()
-        return Product.objects.get(pk=self.rng.choice(pks)) if pks else None
+        return self._pick(Product)
 
     def _note(self):
         from tests.shop.models import Note
 
-        pks = list(Note.objects.values_list("pk", flat=True))
-        return Note.objects.get(pk=self.rng.choice(pks)) if pks else None
+        return self._pick(Note)
 
     def _mutate(self, product) -> None:
         fields = product_fields(self.rng, self.categories, full=False)
@@ -209,6 +221,9 @@ class OrmWriter:
         op = self._bounded(op)
         try:
             getattr(self, f"_op_{op}")()
+        except Gone:
+            self.counts["gone"] += 1
+            return "gone"
         except DatabaseError as exc:  # "database is locked" under contention
             self.counts["error"] += 1
             self._record(f"error:{op}:{exc}", "", [])
@@ -242,10 +257,9 @@ class OrmWriter:
 
     def _op_save(self) -> None:
         product = self._product()
-        if product is not None:
-            self._mutate(product)
-            product.save()
-            self._record("save", "shop.Product", [product.pk])
+        self._mutate(product)
+        product.save()  # re-creates the row if another writer just deleted it
+        self._record("save", "shop.Product", [product.pk])
 
     def _op_create(self) -> None:
         product = self._new_product()
@@ -253,10 +267,9 @@ class OrmWriter:
 
     def _op_delete(self) -> None:
         product = self._product()
-        if product is not None:
-            pk = product.pk
-            product.delete()
-            self._record("delete", "shop.Product", [pk])
+        pk = product.pk
+        product.delete()
+        self._record("delete", "shop.Product", [pk])
 
     def _op_queryset_delete(self) -> None:
         from tests.shop.models import Product

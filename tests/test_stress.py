@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 
 def stress(tmp_path, **options):
-    config = Config(workdir=tmp_path, **{"writes": 400, "rate": 200, **options})
+    config = Config(workdir=tmp_path, **{"writes": 300, "rate": 200, **options})
     result = run_stress(config)
     print(result.report())
     assert sum(result.writes.values()) == config.writes, result.summary()
@@ -49,14 +49,14 @@ def test_lost_changes_are_healed_by_resync(tmp_path, layer):
 @pytest.mark.parametrize("layer", ["core", "pubsub"])
 def test_redis_killed_and_restarted(tmp_path, layer):
     result = stress(
-        tmp_path, layer=layer, kill_redis=True, writes=600, fault_for=1.5, seed=14
+        tmp_path, layer=layer, kill_redis=True, writes=500, fault_for=1.5, seed=14
     )
     assert result.stats["redis_kills"] == 1, result.summary()
     assert_healed(result)
 
 
 def test_sockets_cut_and_resumed(tmp_path):
-    result = stress(tmp_path, cut_sockets=True, writes=600, fault_for=1.5, seed=15)
+    result = stress(tmp_path, cut_sockets=True, writes=500, fault_for=1.5, seed=15)
     assert result.stats["reconnects"] >= 4, result.summary()
     assert result.stats["resumed"] == result.stats["reconnects"], result.summary()
     assert_healed(result)
@@ -68,7 +68,7 @@ def test_sockets_cut_and_reloaded(tmp_path):
     another user) is a 404, and a 404 watches nothing: when the note comes back,
     nobody tells the watcher. Such rows are "unwatched"; nothing else may differ."""
     result = stress(
-        tmp_path, cut_sockets=True, resume=False, writes=600, fault_for=1.5, seed=16
+        tmp_path, cut_sockets=True, resume=False, writes=500, fault_for=1.5, seed=16
     )
     assert result.stats["reconnects"] >= 4, result.summary()
     assert result.stats["resumed"] == 0, result.summary()
