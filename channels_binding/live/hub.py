@@ -167,17 +167,19 @@ class Hub:
     def _expire(self, token: str, consumer: Any) -> None:
         if self.parked.get(token) is consumer:
             del self.parked[token]
-            task = asyncio.get_running_loop().create_task(self.release(consumer))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._release_later(consumer)
 
     def _forget_parked(self, consumer: Any) -> None:
         for token, parked in list(self.parked.items()):
             if parked is consumer:
                 del self.parked[token]
-                task = asyncio.get_running_loop().create_task(self.release(consumer))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self._release_later(consumer)
+
+    def _release_later(self, consumer: Any) -> None:
+        """:meth:`release` from code that cannot await (timers, the receive loop)."""
+        task = asyncio.get_running_loop().create_task(self.release(consumer))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def claim(self, token: str, consumer: Any, same: Any) -> Any:
         """Give a parked connection's subscriptions, groups and client ids to
