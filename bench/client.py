@@ -387,6 +387,7 @@ async def write_elsewhere(opts: dict, base: int) -> dict:
                 "writer": number,
                 "base": base,
                 "seed": base + number,
+                "rate": (opts.get("rate") or 0) / count,
             }
             procs.append(
                 await asyncio.create_subprocess_exec(

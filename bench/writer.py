@@ -9,7 +9,9 @@ saves products picked at random from its own share of the rows (``writer`` of
 ``writers``: the pks ``p`` with ``(p - 1) % writers == writer``, so each row has
 one writer and its quantities only grow), each ``save()`` in a transaction of its
 own, through the library's normal capture (its ``post_save`` receiver, the message
-sent through the Redis layer on commit). Prints one JSON object: per commit the
+sent through the Redis layer on commit), at ``rate`` saves per second if given
+(on a fixed schedule: a late save is followed by the next at once), else as fast
+as it can. Prints one JSON object: per commit the
 ``time.monotonic()`` just after ``save()`` returned, its pk and its quantity.
 """
 
@@ -46,11 +48,16 @@ def main() -> None:
     if not command or command[0] != "go":
         raise SystemExit(f"expected go, got {command!r}")
     seconds = float(command[1])
+    interval = 1.0 / opts["rate"] if opts.get("rate") else 0.0
     times, keys, values = [], [], []
     started = time.monotonic()
     deadline = started + seconds
     n = 0
     while True:
+        if interval:
+            delay = started + n * interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
         pk = pick(pks)
         product = products[pk]
         value = base + n

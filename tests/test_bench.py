@@ -35,7 +35,7 @@ def test_changes_section_runs_and_prints_its_figures():
         [sys.executable, "-m", "bench", "--only", "changes"]
         + ["--changes-seconds", "1", "--changes-watchers", "5"]
         + ["--changes-rows", "10", "--changes-writers", "1"]
-        + ["--changes-in-process", "memory"],
+        + ["--changes-in-process", "memory", "--changes-rates", "300"],
         cwd=ROOT,
         capture_output=True,
         text=True,

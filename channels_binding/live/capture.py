@@ -16,6 +16,7 @@ after them.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import threading
@@ -77,7 +78,7 @@ class _Batch:
             if _has_outer_loop() or isinstance(layer, InMemoryChannelLayer):
                 async_to_sync(_group_send_all)(layer, self.changes)
             else:
-                _sender.run(_group_send_all(layer, self.changes))
+                _sender.post(layer, self.changes)
         except Exception:
             # A push is lost, the write is not: the transaction has committed.
             logger.exception("Could not send change notifications")
@@ -99,12 +100,26 @@ class _SenderLoop:
     ``async_to_sync`` would make a new loop per commit there, and channels_redis
     a new connection pool (so a new Redis connection) per loop: a few
     milliseconds per commit. This loop lives as long as the process, so its
-    connections do too. Each send is still waited for, as before."""
+    connections do too.
+
+    A commit does not wait for its message: its changes join the unsent ones
+    and the loop sends everything waiting, one message per stream, as soon as
+    its previous send is done. Commits that land during a send share the next
+    message, so a process committing faster than Redis answers sends fewer,
+    larger messages instead of falling behind. When the process exits normally
+    what is waiting is sent first (for up to ``FLUSH_SECONDS``)."""
+
+    #: How long an exiting process waits for its last changes to be sent.
+    FLUSH_SECONDS = 5.0
+    #: Wait before trying again when the layer failed.
+    RETRY_SECONDS = 1.0
 
     def __init__(self) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.pid: int | None = None
         self.lock = threading.Lock()
+        self.sending = False  # a drain is scheduled or running (under _unsent_lock)
+        self.idle = threading.Event()
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         with self.lock:
@@ -114,11 +129,41 @@ class _SenderLoop:
                     target=loop.run_forever, name="channels-binding-sender", daemon=True
                 )
                 thread.start()
-                self.loop, self.pid = loop, os.getpid()
+                if self.pid is None:
+                    atexit.register(self.flush)
+                self.loop, self.pid, self.sending = loop, os.getpid(), False
             return self.loop
 
-    def run(self, coroutine) -> Any:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._loop()).result()
+    def post(self, layer, changes: dict[str, dict[str, Any]]) -> None:
+        """Send ``changes`` soon, from the loop's thread."""
+        loop = self._loop()
+        with _unsent_lock:
+            _merge_unsent(changes)
+            if self.sending:
+                return  # the running drain takes them
+            self.sending = True
+            self.idle.clear()
+        loop.call_soon_threadsafe(loop.create_task, self._drain(layer))
+
+    async def _drain(self, layer) -> None:
+        while True:
+            with _unsent_lock:
+                if not _unsent:
+                    self.sending = False
+                    self.idle.set()
+                    return
+            try:
+                await _group_send_all(layer, {})
+            except Exception:
+                # Kept as unsent by _group_send_all: tried again after a pause.
+                logger.exception("Could not send change notifications")
+                await asyncio.sleep(self.RETRY_SECONDS)
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is waiting to be sent; False if it still is."""
+        if self.loop is None or self.pid != os.getpid():
+            return not _unsent
+        return self.idle.wait(self.FLUSH_SECONDS if timeout is None else timeout)
 
 
 _sender = _SenderLoop()
@@ -164,12 +209,17 @@ MAX_UNSENT_KEYS = 10_000
 
 def _keep_unsent(changes: dict[str, dict[str, Any]]) -> None:
     with _unsent_lock:
-        for stream, keys in changes.items():
-            kept = _unsent.setdefault(stream, {})
-            kept.update(keys)
-            while len(kept) > MAX_UNSENT_KEYS:
-                kept.pop(next(iter(kept)))
-                logger.error("Forgot an unsent change of %s: too many waiting", stream)
+        _merge_unsent(changes)
+
+
+def _merge_unsent(changes: dict[str, dict[str, Any]]) -> None:
+    """Add to the unsent changes; the caller holds ``_unsent_lock``."""
+    for stream, keys in changes.items():
+        kept = _unsent.setdefault(stream, {})
+        kept.update(keys)
+        while len(kept) > MAX_UNSENT_KEYS:
+            kept.pop(next(iter(kept)))
+            logger.error("Forgot an unsent change of %s: too many waiting", stream)
 
 
 def _take_unsent(changes: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -53,6 +53,7 @@ from .groups import (
     stream_group,
 )
 from .pushes import compute_pushes, resync_pushes
+from .receiver import receiver_for
 from .sequence import sequencer_for
 from .subscriptions import Subscription, SubscriptionIndex
 
@@ -122,6 +123,7 @@ class Hub:
         self.notices: list[tuple[list[Any], str]] = []
         # Delivery guarantees: what was received per stream, what needs a resync.
         self.sequencer = sequencer_for(self.layer) if self.layer is not None else None
+        self.receiver = receiver_for(self.layer) if self.layer is not None else None
         self.streams: set[str] = set()  # the streams whose groups it joined
         self.tracks: dict[str, Track] = {}
         self.epoch: Any = None
@@ -326,7 +328,7 @@ class Hub:
     async def _receive_loop(self) -> None:
         while True:
             try:
-                message = await self.layer.receive(self.channel)
+                messages = await self.receiver.receive(self.channel)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -337,7 +339,11 @@ class Hub:
                 self.lost = True
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
-            self._take(message)
+            for message in messages:
+                try:
+                    self._take(message)
+                except Exception:
+                    logger.exception("Cannot handle a channel layer message")
 
     def _take(self, message: dict) -> None:
         kind = message.get("type")

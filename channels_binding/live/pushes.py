@@ -57,6 +57,7 @@ class _Plan:
         self.keys = keys
         self.readers: dict[Any, Any] = {}  # consumer → binding, or None if refused
         self.vkeys: dict[int, Any] = {}  # id(reader) → its visibility key
+        self.askers: dict[int, tuple] = {}  # id(reader) → who asks (see may_read)
         self.allowed: dict[tuple, bool] = {}
         self.texts: dict[tuple, str] = {}  # (event, vkey, key) → frame text
 
@@ -80,6 +81,7 @@ class _Plan:
             if binding is not None:
                 try:
                     self.vkeys[id(binding)] = binding.get_visibility_key()
+                    self.askers[id(binding)] = _asker(binding, self.vkeys[id(binding)])
                 except Exception:
                     logger.exception("get_visibility_key() failed on %s", self.stream)
                     binding = None  # sees nothing: it only ever gets deletes
@@ -167,7 +169,9 @@ class _Plan:
         return {pk_key(obj.pk): obj for obj in queryset}
 
     def may_read(self, reader, instance) -> bool:
-        key = (id(reader), pk_key(instance.pk))
+        """The object permissions, checked once per row for the watchers that ask
+        as the same user with the same credentials."""
+        key = (self.askers[id(reader)], pk_key(instance.pk))
         if key not in self.allowed:
             try:
                 reader.check_object_permissions(instance)
@@ -175,6 +179,18 @@ class _Plan:
             except Exception:
                 self.allowed[key] = False
         return self.allowed[key]
+
+
+def _asker(binding, vkey: Any) -> tuple:
+    """Who a reader asks as: its visibility key, its user and its credentials."""
+    user, auth = binding.request.user, binding.request.auth
+    return (
+        vkey,
+        type(user),
+        getattr(user, "pk", None),
+        bool(getattr(user, "is_authenticated", False)),
+        None if auth is None else id(auth),
+    )
 
 
 def resync_pushes(index: SubscriptionIndex, stream: str) -> list[tuple[Any, str]]:
