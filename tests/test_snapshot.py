@@ -6,13 +6,18 @@ database connection, gives bob's note to alice and edits it, then the rows are
 read. Before the fix the read showed alice's note to bob's watchers."""
 
 import asyncio
+import json
 import threading
 import time
 
 import pytest
 from django.db import OperationalError, connection
 
+from channels_binding.bindings import AsyncBinding
 from channels_binding.live import announce, pushes
+from channels_binding.live.pushes import compute_pushes
+from channels_binding.live.subscriptions import Subscription, SubscriptionIndex
+from channels_binding.registry import registry
 from tests.shop.models import Note
 from tests.test_live import orm, save
 
@@ -94,3 +99,52 @@ async def test_a_commit_between_the_probes_and_the_read_is_not_pushed(
         assert frame["event"].startswith("shop.Note.retrieve"), frames
         assert frame["data"] == before, frames
     assert last == {"list": "shop.Note.delete#list", "one": "shop.Note.delete#one"}
+
+
+class Watcher:
+    """A connection as the hub sees it (tests/test_pushes.py)."""
+
+    def __init__(self, user):
+        self.user = user
+        self.auth = None
+
+
+def test_a_probe_failing_in_the_database_does_not_stop_the_others(user, other_user):
+    """The union of probes fails, and so does one probe alone; the others still
+    read in the same transaction (on PostgreSQL a failed statement would end it
+    but for a savepoint)."""
+
+    class Failing(AsyncBinding):
+        model = Note
+        stream = "shop.failing"
+        fields = ["id", "text"]
+
+        def get_queryset(self):
+            queryset = Note.objects.filter(owner=self.request.user.pk)
+            if self.request.user.username == "bob":
+                return queryset.extra(where=["no_such_function(1) = 1"])
+            return queryset
+
+    try:
+        notes = [
+            Note.objects.create(owner=owner, text=owner.username)
+            for owner in (user, other_user)
+        ]
+        index = SubscriptionIndex()
+        for owner in (other_user, user):
+            index.add(Subscription(Watcher(owner), "shop.failing", None, filters={}))
+        frames = compute_pushes(index, "shop.failing", [note.pk for note in notes])
+        received = [
+            (watcher.user.username, json.loads(text)) for watcher, text in frames
+        ]
+        assert received == [
+            (
+                "alice",
+                {
+                    "event": "shop.failing.retrieve",
+                    "data": {"id": notes[0].pk, "text": "alice"},
+                },
+            )
+        ]
+    finally:
+        registry.unregister("shop.failing")
