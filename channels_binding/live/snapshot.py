@@ -50,7 +50,6 @@ def _read_transaction(alias: str) -> Iterator[None]:
     outermost = not connection.in_atomic_block
     with transaction.atomic(using=alias):
         if outermost and connection.vendor in RAISE_ISOLATION:
-            connection.ensure_connection()
             if _isolation(connection) not in STRONG_ENOUGH:
                 # The first statement of the transaction (on MySQL, the one before
                 # it): it sets the level of this transaction only.
