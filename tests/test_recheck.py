@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
+from django.core.checks import run_checks
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import AuthenticationFailed
@@ -163,3 +164,13 @@ async def test_zero_turns_the_recheck_off(user):
             assert await ws.receive_nothing(0.2 + 3 * PERIOD)
             reply = await ws.request("connection")
             assert reply["data"]["user_id"] == user.pk
+
+
+def test_a_period_that_is_not_a_number_fails_the_checks():
+    for value in (-1, "300", True):
+        with rechecking(AUTH_RECHECK_SECONDS=value):
+            errors = [m for m in run_checks() if m.id == "channels_binding.E005"]
+            assert len(errors) == 1, (value, errors)
+    for value in (0, 0.5, 300, None):
+        with rechecking(AUTH_RECHECK_SECONDS=value):
+            assert "channels_binding.E005" not in [m.id for m in run_checks()]
