@@ -24,6 +24,10 @@ after ``LIVE_GAP_SECONDS``, a counter that went back or a new epoch (Redis lost 
 data), a failed receive or check (Redis unreachable): the stream, or every stream,
 is **resynced** (:func:`.pushes.resync_pushes`) once the layer answers again.
 
+Credentials that end without a signal (a JWT's ``exp``) are found by asking them
+again every ``AUTH_RECHECK_SECONDS``: one timer per hub for all its connections
+(see ``ConnectionMixin.recheck_identity``).
+
 A connection that can resume (see ``websocket.consumers``) is **parked** when its
 socket closes: its subscriptions stay, and what is pushed to it is kept for
 ``RESUME_SECONDS``, for a new connection of the same user to claim.
