@@ -286,13 +286,13 @@ class ConnectionMixin:
     # -- periodic re-check of the credentials ------------------------------------
 
     #: The token the identity came from; ``None``: from the scope (the session).
-    token: str | None = None
+    auth_token: str | None = None
     #: When the hub asks the credentials again (``time.monotonic()``), or ``None``.
     recheck_at: float | None = None
 
     def authenticated_by(self, token: str | None) -> None:
         """Remember the credentials of the identity just taken, to ask them again."""
-        self.token = token
+        self.auth_token = token
         self.recheck_at = next_recheck() if self.user.is_authenticated else None
 
     async def recheck_identity(self) -> bool:
@@ -300,7 +300,7 @@ class ConnectionMixin:
         connection's identity came from (``AUTH_RECHECK_SECONDS``). If they are
         refused, or give nobody or another user, revoke the identity as a
         revocation does; returns whether it did."""
-        user, token = self.user, self.token
+        user, token = self.user, self.auth_token
         try:
             fresh, auth = await authenticate_again(token, self.scope)
         except AuthenticationFailed:
@@ -311,7 +311,7 @@ class ConnectionMixin:
             logger.warning("Could not check a connection's credentials", exc_info=1)
             self.recheck_at = next_recheck()
             return False
-        if self.revoked or self.user is not user or self.token != token:
+        if self.revoked or self.user is not user or self.auth_token != token:
             return False  # revoked, or authorized again, meanwhile
         if fresh is None or not fresh.is_authenticated or fresh.pk != user.pk:
             self._revoke()
