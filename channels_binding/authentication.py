@@ -11,15 +11,23 @@ wrong"):
 
 The classes of ``CHANNELS_BINDING["AUTHENTICATION_CLASSES"]`` are asked in order. A
 token that no class accepts is an error, never a quiet fall-back to anonymous.
+
+Every ``AUTH_RECHECK_SECONDS`` an open connection's credentials are asked again
+(:func:`authenticate_again`), so that one that expired or was withdrawn without a
+signal (a JWT's ``exp``, a token row changed by ``QuerySet.update()``) ends the
+connection as a revocation does.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 from urllib.parse import parse_qs
 
+from channels.auth import get_user
 from channels.db import database_sync_to_async
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from rest_framework.exceptions import AuthenticationFailed
 
@@ -146,3 +154,26 @@ async def authenticate_scope(scope: dict[str, Any]) -> tuple[Any, Any]:
     if token is not None:
         return await authenticate_token(token)
     return await authenticate_session(scope)
+
+
+async def authenticate_again(token: str | None, scope: dict[str, Any]):
+    """``(user, auth)`` that a connection's credentials give now, or
+    ``AuthenticationFailed``: its token asked again, or else its scope as a new
+    handshake with the same session cookie would make it."""
+    if token is not None:
+        return await authenticate_token(token)
+    return await authenticate_session(await _session_read_again(scope))
+
+
+async def _session_read_again(scope: dict[str, Any]) -> dict[str, Any]:
+    """The scope with its session read again from the session store, and its user
+    from that, as ``AuthMiddlewareStack`` does at a handshake: a session logged
+    out, expired or of a changed password gives no user. A scope without a session
+    is returned as it is."""
+    key = getattr(scope.get("session"), "session_key", None)
+    if not key or "user" not in scope:
+        return scope
+    engine = import_module(settings.SESSION_ENGINE)
+    fresh = {**scope, "session": engine.SessionStore(session_key=key)}
+    fresh["user"] = await get_user(fresh)
+    return fresh

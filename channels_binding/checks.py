@@ -115,6 +115,23 @@ def check_limits(app_configs=None, **kwargs):
     ]
 
 
+@register(Tags.security, Tags.compatibility)
+def check_recheck_seconds(app_configs=None, **kwargs):
+    raw = getattr(settings, SETTING_NAME, None) or {}
+    value = raw.get("AUTH_RECHECK_SECONDS", 0) if isinstance(raw, dict) else 0
+    if value is None or (
+        isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    ):
+        return []
+    return [
+        Error(
+            f"{SETTING_NAME}['AUTH_RECHECK_SECONDS'] must be a number of seconds, or "
+            f"0 or None to never check credentials again; it is {value!r}.",
+            id="channels_binding.E005",
+        )
+    ]
+
+
 def _is_limit(value) -> bool:
     if value is None:
         return True

@@ -49,6 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "RESUME_BUFFER_BYTES": 256 * 1024,
     # "close" (4401) or "downgrade" (anonymous) when the identity is revoked.
     "REVOKED_CONNECTIONS": "close",
+    # Every open connection's credentials are checked again this often (0: never).
+    "AUTH_RECHECK_SECONDS": 300,
     "CLIENT_NOTIFICATIONS": False,
     "CONNECTION_PERMISSION_CLASS": "channels_binding.permissions.ConnectionPermission",
     "DEFAULT_FIELDS_EXCLUDE": ["password"],

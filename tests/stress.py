@@ -32,8 +32,10 @@ write, on purpose; ``rolled_back``: transactions that must push nothing),
 again), ``dropped`` change messages (the lossy layer), ``pos_gaps`` (a pushed
 frame's ``pos`` skipped numbers), ``count_mismatches`` (list replies whose
 ``count`` is not their number of rows: the count and the rows are two queries, and
-a write came between them), ``divergent`` rows, and ``heal``: how long after the
-last write (and the end of the faults) the last frame came.
+a write came between them), ``foreign_pushes`` (a note pushed to a watcher of
+another user's notes: must be 0, and is also an error), ``divergent`` rows, and
+``heal``: how long after the last write (and the end of the faults) the last frame
+came.
 
 A divergent row is ``missing`` (in the fresh read, not in the mirror), ``extra``
 (the other way round), ``stale`` (some fields differ), or ``unwatched``: an object
@@ -209,6 +211,7 @@ class Result:
             f"resumed={s['resumed']} reloaded={s['reloaded']} "
             f"dropped={s['dropped']} pos_gaps={s['pos_gaps']} "
             f"count_mismatches={s['count_mismatches']} "
+            f"foreign_pushes={s['foreign_pushes']} "
             f"divergent={self.divergent}{self._unwatched()} heal={self.heal:.2f}s "
             f"duration={self.duration:.1f}s"
             + (f" errors={len(self.errors)}" if self.errors else "")
@@ -509,10 +512,21 @@ class Watcher:
             self.client.run.stats["rolled_back_seen"] += 1
             self.client.run.error(f"{self.name}: a {what} shows a rolled-back write")
 
+    def check_owner(self, row: dict) -> None:
+        """A note pushed to a watcher of its user's notes is that user's (the
+        binding's ``get_queryset()`` filters by owner), at any moment."""
+        if self.stream != "shop.Note":
+            return
+        run = self.client.run
+        if row.get("owner") != run.data["users"][self.user]:
+            run.stats["foreign_pushes"] += 1
+            run.error(f"{self.name}: a push of another user's note: {row}")
+
     def apply_push(self, action: str, data: dict, pos: Any) -> None:
         pk = data.get("id")
         if action == "retrieve":
             self.check(data, "push")
+            self.check_owner(data)
             self.mirror[pk] = data
         else:
             self.mirror.pop(pk, None)

@@ -19,6 +19,8 @@ def stress(tmp_path, **options):
     print(result.report())
     assert sum(result.writes.values()) == config.writes, result.summary()
     assert result.stats["pushes"] > config.writes // 2, result.summary()
+    # the notes change owners: no watcher of a user's notes is pushed another's
+    assert result.stats["foreign_pushes"] == 0, result.report()
     return result
 
 

@@ -24,6 +24,10 @@ after ``LIVE_GAP_SECONDS``, a counter that went back or a new epoch (Redis lost 
 data), a failed receive or check (Redis unreachable): the stream, or every stream,
 is **resynced** (:func:`.pushes.resync_pushes`) once the layer answers again.
 
+Credentials that end without a signal (a JWT's ``exp``) are found by asking them
+again every ``AUTH_RECHECK_SECONDS``: one timer per hub for all its connections
+(see ``ConnectionMixin.recheck_identity``).
+
 A connection that can resume (see ``websocket.consumers``) is **parked** when its
 socket closes: its subscriptions stay, and what is pushed to it is kept for
 ``RESUME_SECONDS``, for a new connection of the same user to claim.
@@ -54,6 +58,7 @@ from .groups import (
 )
 from .pushes import compute_pushes, resync_pushes
 from .receiver import receiver_for
+from .revocation import RECHECK_TICKS
 from .sequence import sequencer_for
 from .subscriptions import Subscription, SubscriptionIndex
 
@@ -108,6 +113,14 @@ class Track:
 _hubs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _in_clean_context(coroutine) -> asyncio.Task:
+    """A task for one of the hub's loops. A task copies the context it starts in;
+    the hub outlives whichever request started it (perhaps inside
+    ``async_to_sync``, whose executor dies with the call), so its tasks start from
+    an empty context."""
+    return contextvars.Context().run(asyncio.create_task, coroutine)
+
+
 class Hub:
     def __init__(self) -> None:
         self.index = SubscriptionIndex()
@@ -136,6 +149,7 @@ class Hub:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._background: set[asyncio.Task] = set()
+        self._recheck: asyncio.Task | None = None
 
     @classmethod
     def current(cls) -> Hub:
@@ -154,6 +168,9 @@ class Hub:
         if self.layer is not None:
             async with self._lock:
                 await self._start()
+        if self._recheck is None and binding_settings.AUTH_RECHECK_SECONDS:
+            # Without a channel layer too: expiry needs no messages.
+            self._recheck = _in_clean_context(self._recheck_loop())
         local = uuid.uuid4().hex
         client_id = f"{self.channel}.{local}" if self.channel else local
         self.clients[client_id] = consumer
@@ -211,6 +228,9 @@ class Hub:
         for client_id in [k for k, v in self.clients.items() if v is consumer]:
             del self.clients[client_id]
         self.members.discard(consumer)
+        if not self.members and self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
         if not self.members and self._tasks:
             async with self._lock:
                 if not self.members:
@@ -295,12 +315,8 @@ class Hub:
         give_hubs_capacity(self.layer, binding_settings.HUB_CAPACITY)
         # One channel per hub, named so that senders give it HUB_CAPACITY.
         self.channel = await self.layer.new_channel(prefix=HUB_CHANNEL_PREFIX)
-        # A task copies the context it starts in. The hub outlives whichever request
-        # started it (perhaps inside ``async_to_sync``, whose executor dies with the
-        # call), so its tasks start from an empty context.
-        clean = contextvars.Context()
         self._tasks = [
-            clean.run(asyncio.create_task, loop())
+            _in_clean_context(loop())
             for loop in (
                 self._receive_loop,
                 self._push_loop,
@@ -485,6 +501,26 @@ class Hub:
             elif not track.counted(value, now) or track.overdue(now, grace):
                 self.tracks[stream] = Track(max(value, track.target))
                 self.resync(stream)
+
+    # -- credentials that expire ------------------------------------------------
+
+    async def _recheck_loop(self) -> None:
+        """Ask again the credentials of every connection that is due (see
+        ``ConnectionMixin.recheck_identity``): one timer for the process's
+        connections, looking ``RECHECK_TICKS`` times per ``AUTH_RECHECK_SECONDS``."""
+        while binding_settings.AUTH_RECHECK_SECONDS:
+            await asyncio.sleep(binding_settings.AUTH_RECHECK_SECONDS / RECHECK_TICKS)
+            now = time.monotonic()
+            for consumer in list(self.members):
+                due = getattr(consumer, "recheck_at", None)
+                if due is None or due > now:
+                    continue
+                try:
+                    if await consumer.recheck_identity():
+                        self._forget_parked(consumer)
+                except Exception:
+                    logger.exception("Could not check a connection's credentials")
+        self._recheck = None
 
     async def _rejoin_loop(self) -> None:
         while True:

@@ -11,6 +11,9 @@ this process. The cost does not grow with the number of sockets:
   one query per ``PROBES_PER_QUERY`` probes.
 * The visible rows are read once (``get_push_queryset()``, with the serializer's
   joins) and serialized and JSON-encoded once per visibility key.
+* The probes, the read and the serialization see one state of the database (one
+  read transaction, see :mod:`.snapshot`): a commit between them cannot show a
+  watcher a row its probe did not let it see.
 * Each watcher then costs a permission check in memory and a string concatenation.
 
 A watcher is sent ``<stream>.retrieve`` for a row it may see that changed (and, for
@@ -25,11 +28,13 @@ import logging
 from collections import defaultdict
 from typing import Any
 
+from django.db import router
 from django.db.models import IntegerField, Value
 
 from ..events import protocol
 from ..events.request import BindingRequest
 from ..registry import registry
+from .snapshot import Snapshot, guarded
 from .subscriptions import Subscription, SubscriptionIndex, pk_key
 
 logger = logging.getLogger("channels_binding")
@@ -89,6 +94,13 @@ class _Plan:
         return self.readers[consumer]
 
     def frames(self, objects: list[Subscription], collections: list[Subscription]):
+        """Every watcher's frames, from one state of the database: which rows
+        each may see and what they contain are read in one snapshot."""
+        with Snapshot() as snapshot:
+            snapshot.cover(router.db_for_read(self.binding_class.model))
+            return self._frames(objects, collections, snapshot)
+
+    def _frames(self, objects, collections, snapshot: Snapshot):
         subs = [(sub, self.reader(sub.consumer)) for sub in objects + collections]
         probes: dict[tuple, Any] = {}
         for sub, reader in subs:
@@ -102,9 +114,13 @@ class _Plan:
                     # One broken subscription must not stop the stream's pushes:
                     # it matches nothing (so it only ever gets deletes).
                     logger.exception("Cannot check a subscription to %s", self.stream)
+        rows = self.push_queryset(subs)
+        for queryset in [*probes.values(), rows]:
+            if queryset is not None:  # a router may send some elsewhere
+                snapshot.cover(queryset.db)
         visible = run_probes(probes, list(self.keys.values()))
         shown = set().union(*visible.values()) if visible else set()
-        instances = self.fetch(shown, subs) if shown else {}
+        instances = self.fetch(rows, shown) if shown else {}
         encoded: dict[tuple, str] = {}
         out: dict[Any, dict[str, str]] = defaultdict(dict)
         for sub, reader in subs:
@@ -161,11 +177,16 @@ class _Plan:
         binding = self.binding_class(request)
         return binding.filter_queryset(binding.get_queryset())
 
-    def fetch(self, shown: set[str], subs) -> dict[str, Any]:
-        reader = next(reader for _, reader in subs if reader is not None)
-        queryset = reader.optimize_queryset(
-            reader.get_push_queryset().filter(pk__in=[self.keys[k] for k in shown])
-        )
+    def push_queryset(self, subs):
+        """Where the visible rows are read (not yet filtered), or ``None`` when
+        no watcher may read any."""
+        reader = next((reader for _, reader in subs if reader is not None), None)
+        if reader is None:
+            return None
+        return reader.optimize_queryset(reader.get_push_queryset())
+
+    def fetch(self, queryset, shown: set[str]) -> dict[str, Any]:
+        queryset = queryset.filter(pk__in=[self.keys[k] for k in shown])
         return {pk_key(obj.pk): obj for obj in queryset}
 
     def may_read(self, reader, instance) -> bool:
@@ -216,17 +237,19 @@ def _rows(parts: list) -> list:
     if not parts:
         return []
     try:
-        return (
-            list(parts[0].union(*parts[1:], all=True))
-            if len(parts) > 1
-            else list(parts[0])
-        )
+        with guarded(parts[0].db):
+            return (
+                list(parts[0].union(*parts[1:], all=True))
+                if len(parts) > 1
+                else list(parts[0])
+            )
     except Exception:
         logger.debug("Probe union failed; probing one by one", exc_info=True)
     rows = []
     for part in parts:
         try:
-            rows.extend(part)
+            with guarded(part.db):
+                rows.extend(list(part))
         except Exception:
             logger.exception("A visibility probe failed")
     return rows

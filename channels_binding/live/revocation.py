@@ -8,12 +8,20 @@ sending pushes at once and is then closed (4401) or made anonymous, as
 if any: logging out one session ends the connections of that session only.
 
 :func:`disconnect_user` does the same from application code.
+
+Credentials can also end with no signal: a JWT's ``exp`` passes, a token row is
+changed by ``QuerySet.update()``. So every ``AUTH_RECHECK_SECONDS`` each hub asks
+the authentication classes again about its connections (one timer per hub, see
+``Hub._recheck_loop``), and a connection whose credentials no longer give its
+identity is revoked the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import random
+import time
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -22,9 +30,25 @@ from django.contrib.auth import get_user_model, user_logged_out
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from ..settings import binding_settings
 from .groups import REVOKE_MESSAGE, user_group
 
 logger = logging.getLogger("channels_binding")
+
+#: How many times per ``AUTH_RECHECK_SECONDS`` a hub looks for connections due.
+RECHECK_TICKS = 10
+
+
+def next_recheck() -> float | None:
+    """When credentials checked now are due again (``time.monotonic()``), or
+    ``None`` if never: at a random point of the period's second-to-last tenth, so
+    that connections opened together are spread, and the hub's next look finds
+    them within the period."""
+    period = binding_settings.AUTH_RECHECK_SECONDS
+    if not period:
+        return None
+    early = 1 - 2 / RECHECK_TICKS
+    return time.monotonic() + period * random.uniform(early, early + 1 / RECHECK_TICKS)
 
 
 def credential_digest(key: str) -> str:

@@ -15,13 +15,16 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from django.contrib.auth.models import AnonymousUser
+from rest_framework.exceptions import AuthenticationFailed
 
 from .. import notify
 from ..authentication import (
     SUBPROTOCOL,
+    authenticate_again,
     authenticate_scope,
     authenticate_session,
     authenticate_token,
+    offered_token,
 )
 from ..bindings import GenericBinding
 from ..events import protocol
@@ -36,7 +39,7 @@ from ..exceptions import (
     ValidationError,
 )
 from ..live.groups import ALL, channel_group, user_group
-from ..live.revocation import credential_digest
+from ..live.revocation import credential_digest, next_recheck
 from ..permissions import CHANNEL_NAME
 from ..registry import registry
 from ..settings import binding_settings
@@ -80,12 +83,13 @@ class ConnectionMixin:
         self.client_id = await self.hub.add_client(self)
         self.channels: list[str] = []
         self.throttle = ConnectionThrottle(binding_settings.THROTTLE_RATES)
-        error = None
+        error, token = None, offered_token(self.scope)
         try:
             self.user, self.auth = await authenticate_scope(self.scope)
         except APIException as exc:
-            error = exc
+            error, token = exc, None
             self.user, self.auth = await authenticate_session(self.scope)
+        self.authenticated_by(token)
         allowed = bool(
             self.user.is_authenticated or binding_settings.ANONYMOUS_CONNECTION_ALLOWED
         )
@@ -208,6 +212,7 @@ class ConnectionMixin:
         else:
             user, auth = await authenticate_token(token)
         await self.change_user(user, auth)
+        self.authenticated_by(token or None)
         return self.connection_data()
 
     async def change_user(self, user: Any, auth: Any) -> None:
@@ -268,10 +273,53 @@ class ConnectionMixin:
             key = getattr(self.auth, "key", None)
             if not isinstance(key, str) or credential_digest(key) != token:
                 return False
+        self._revoke()
+        return True
+
+    def _revoke(self) -> None:
+        """Stop pushes now; close or downgrade soon after."""
         self.revoked = True
+        self.recheck_at = None
         task = asyncio.get_running_loop().create_task(self._end_revoked())
         self._revoking = task  # keep a reference until it is done
-        return True
+
+    # -- periodic re-check of the credentials ------------------------------------
+
+    #: The token the identity came from; ``None``: from the scope (the session).
+    auth_token: str | None = None
+    #: When the hub asks the credentials again (``time.monotonic()``), or ``None``.
+    recheck_at: float | None = None
+
+    def authenticated_by(self, token: str | None) -> None:
+        """Remember the credentials of the identity just taken, to ask them again."""
+        self.auth_token = token
+        self.recheck_at = next_recheck() if self.user.is_authenticated else None
+
+    async def recheck_identity(self) -> bool:
+        """Ask the authentication classes again with the credentials this
+        connection's identity came from (``AUTH_RECHECK_SECONDS``). If they are
+        refused, or give nobody or another user, revoke the identity as a
+        revocation does; returns whether it did."""
+        user, token = self.user, self.auth_token
+        try:
+            fresh, auth = await authenticate_again(token, self.scope)
+        except AuthenticationFailed:
+            fresh, auth = None, None
+        except Exception:
+            # The database is down, say: ask again later rather than end every
+            # connection of the process.
+            logger.warning("Could not check a connection's credentials", exc_info=1)
+            self.recheck_at = next_recheck()
+            return False
+        if self.revoked or self.user is not user or self.auth_token != token:
+            return False  # revoked, or authorized again, meanwhile
+        if fresh is None or not fresh.is_authenticated or fresh.pk != user.pk:
+            self._revoke()
+            return True
+        # The same user, as it is now (a changed ``is_staff`` counts from now on).
+        self.user, self.auth = fresh, auth
+        self.recheck_at = next_recheck()
+        return False
 
     async def _end_revoked(self) -> None:
         try:
