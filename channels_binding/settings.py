@@ -37,6 +37,8 @@ DEFAULTS: dict[str, Any] = {
     "MAX_FRAME_BYTES": 1024 * 1024,
     "THROTTLE_RATES": None,
     "MAX_CONCURRENT_REQUESTS": 16,
+    # The request frames one connection may have in progress, in bytes.
+    "MAX_PENDING_REQUEST_BYTES": 4 * 1024 * 1024,
     "OUTGOING_BUFFER_BYTES": 2 * 1024 * 1024,
     "MAX_SUBSCRIPTIONS": 1000,
     # Delivery guarantees (docs/live.rst, "What is guaranteed").

@@ -448,3 +448,49 @@ async def test_throttled_frames_take_no_slot(communicator, gate):
     for n, reply in enumerate(throttled, start=2):
         assert_throttled(reply, "throttle.gate.wait", request_id=n)
     assert sorted(reply["request_id"] for reply in answered) == [0, 1]
+
+
+async def test_pending_request_bytes_are_bounded(communicator, gate):
+    """Requests waiting for a slot keep their frames: past
+    MAX_PENDING_REQUEST_BYTES a frame is answered 429 at once, whatever the
+    count of requests, and the socket stays open."""
+    padding = "x" * 100_000
+
+    def frame(n):
+        return {
+            "event": "throttle.gate.wait",
+            "data": {"n": n, "padding": padding},
+            "request_id": n,
+        }
+
+    with limits(MAX_CONCURRENT_REQUESTS=2, MAX_PENDING_REQUEST_BYTES=350_000):
+        async with communicator() as client:
+            for n in range(6):
+                await client.send_json_to(frame(n))
+            # Three frames of about 100 KB fit; the other three are refused.
+            refused = [await client.receive_json_from(3) for _ in range(3)]
+            await until(lambda: gate.in_flight == 2)
+            assert await client.receive_nothing(0.1)
+            gate.opened.set()
+            answered = [await client.receive_json_from(3) for _ in range(3)]
+            # Once they are answered, the bytes are free again.
+            gate.opened.set()
+            await client.send_json_to(frame(6))
+            again = await client.receive_json_from(3)
+    assert [reply["request_id"] for reply in refused] == [3, 4, 5]
+    for reply in refused:
+        assert reply["error"]["status"] == 429, reply
+        assert reply["error"]["code"] == "throttled", reply
+    assert sorted(reply["request_id"] for reply in answered) == [0, 1, 2]
+    assert again == {"event": "throttle.gate.wait", "data": {"n": 6}, "request_id": 6}
+
+
+async def test_one_frame_passes_whatever_the_pending_limit(communicator, gate):
+    gate.opened.set()
+    with limits(MAX_PENDING_REQUEST_BYTES=10):
+        async with communicator() as client:
+            await client.send_json_to(
+                {"event": "throttle.gate.wait", "data": {"n": 1}, "request_id": 1}
+            )
+            reply = await client.receive_json_from(3)
+    assert reply == {"event": "throttle.gate.wait", "data": {"n": 1}, "request_id": 1}

@@ -110,6 +110,10 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
         running = binding_settings.MAX_CONCURRENT_REQUESTS
         self._slots = asyncio.Semaphore(running)
         self._max_tasks = running * (1 + BACKLOG_FACTOR)
+        # Frames held by requests in progress, in bytes: each waiting request
+        # keeps its parsed frame, up to MAX_FRAME_BYTES.
+        self._pending_bytes = 0
+        self._max_pending_bytes = binding_settings.MAX_PENDING_REQUEST_BYTES
         self.outbox = Outbox(
             self._write, self._too_slow, binding_settings.OUTGOING_BUFFER_BYTES
         )
@@ -188,13 +192,14 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data=None) -> None:
         frame, message = self.read_frame(text_data, bytes_data)
+        size = len(text_data if text_data is not None else bytes_data or b"")
         if message is not None:
             await self.send_message(message)
         elif self.is_connection_event(frame):
             # Answered in order: frames after an ``authorize`` use the new identity.
             for reply in await self.answer_connection_event(frame):
                 await self.send_message(reply)
-        elif len(self._tasks) >= self._max_tasks:
+        elif len(self._tasks) >= self._max_tasks or self._too_heavy(size):
             # Never wait here: a receive that waits stops Channels reading this
             # socket, disconnect included. A client this far ahead is told so.
             busy = Throttled(detail="Too many requests in progress: wait for replies.")
@@ -209,7 +214,22 @@ class AsyncConsumer(ConnectionMixin, AsyncWebsocketConsumer):
                 return
             task = asyncio.create_task(self.answer(frame, binding))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._pending_bytes += size
+            task.add_done_callback(lambda done: self._done(done, size))
+
+    def _too_heavy(self, size: int) -> bool:
+        """Whether a frame of ``size`` would pass MAX_PENDING_REQUEST_BYTES; a
+        frame alone always passes (MAX_FRAME_BYTES bounds it)."""
+        limit = self._max_pending_bytes
+        return (
+            bool(self._tasks)
+            and limit is not None
+            and (self._pending_bytes + size > limit)
+        )
+
+    def _done(self, task: asyncio.Task, size: int) -> None:
+        self._tasks.discard(task)
+        self._pending_bytes -= size
 
     async def answer(self, frame: Frame, binding: Any) -> None:
         async with self._slots:
