@@ -549,9 +549,13 @@ async def test_a_watch_refused_before_its_read_keeps_the_one_it_would_replace(
 
 def test_a_limit_that_is_not_a_number_fails_the_checks():
     for value in (-1, "256", 1.5, True):
-        with limits(MAX_QUERY_LENGTH=value, MAX_COLLECTION_LOOKUPS=value):
+        with limits(
+            MAX_QUERY_LENGTH=value,
+            MAX_COLLECTION_LOOKUPS=value,
+            MAX_PENDING_REQUEST_BYTES=value,
+        ):
             errors = [m for m in run_checks() if m.id == "channels_binding.E004"]
-            assert len(errors) == 2, (value, errors)
+            assert len(errors) == 3, (value, errors)
     for value in (0, 256, None):
         with limits(MAX_SUBSCRIPTION_BYTES=value):
             assert "channels_binding.E004" not in [m.id for m in run_checks()]
