@@ -687,6 +687,24 @@ async def test_one_socket_at_every_limit_leaves_other_watchers_fast(tmp_path):
                         break
                     subscriptions += 1
                 assert 10 < subscriptions < 1000
+                # and 100 frames of almost MAX_FRAME_BYTES sent without waiting:
+                # each is refused (its query too long, or too many bytes of
+                # requests in progress), none is kept
+                flood = "f" * (DEFAULTS["MAX_FRAME_BYTES"] - 200)
+                for n in range(100):
+                    await attacker.send(
+                        json.dumps(
+                            {
+                                "event": "shop.Product.search",
+                                "data": {"query": flood},
+                                "request_id": 20_000 + n,
+                            }
+                        )
+                    )
+                statuses = set()
+                for _ in range(100):
+                    statuses.add((await frame(attacker))["error"]["status"])
+                assert statuses <= {400, 429}, statuses
                 grown = rss(process.pid) - before
 
                 # another user's list watcher gets an ORM save's push at once
