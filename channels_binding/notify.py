@@ -33,8 +33,10 @@ from .live.groups import (
     DIRECT_MESSAGE,
     GROUP_MESSAGE,
     channel_group,
+    give_hubs_capacity,
     user_group,
 )
+from .settings import binding_settings
 
 logger = logging.getLogger("channels_binding")
 
@@ -55,8 +57,18 @@ __all__ = [
 frame = protocol.notification
 
 
-async def _to_groups(groups: Iterable[str], text: str) -> int:
+def _layer() -> Any:
+    """The channel layer, sending to hubs with their own capacity, as change
+    messages do (a process that only notifies would otherwise use the layer's
+    default of 100 messages, and a burst would be dropped)."""
     layer = get_channel_layer()
+    if layer is not None:
+        give_hubs_capacity(layer, binding_settings.HUB_CAPACITY)
+    return layer
+
+
+async def _to_groups(groups: Iterable[str], text: str) -> int:
+    layer = _layer()
     if layer is None:
         return 0
     count = 0
@@ -95,7 +107,7 @@ async def aclients(
     has closed is passed over.
     """
     text = frame(data, sender)
-    layer = get_channel_layer()
+    layer = _layer()
     if layer is None:
         return 0
     ids = list(dict.fromkeys(client_ids))

@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 
 BURST = 200
 PAYLOAD = 100_000  # characters per notification: 20 MB in all
-LIMIT = 512 * 1024
+# The good client gets the notifications in bursts (its hub takes every message
+# waiting in Redis at once): the limit must hold a burst, as the default does.
+LIMIT = 2 * 1024 * 1024
 
 
 def silent_client(port: int) -> socket.socket:
