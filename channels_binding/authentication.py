@@ -43,9 +43,14 @@ class BaseAuthentication:
     """Subclass this; implement one or both methods."""
 
     async def authenticate(self, scope: dict[str, Any]) -> tuple[Any, Any] | None:
+        """``(user, auth)`` for the handshake's scope, ``None`` to let the next
+        class try, or raise ``AuthenticationFailed``. Runs on the event loop."""
         return None
 
     async def authenticate_token(self, token: str) -> tuple[Any, Any] | None:
+        """``(user, auth)`` for a token offered in the handshake or with
+        ``authorize``, ``None`` if it is not this class's kind of token, or raise
+        ``AuthenticationFailed``. Runs on the event loop."""
         return None
 
 

@@ -91,25 +91,58 @@ class GenericBinding(LiveMixin):
     #: Set to ``True`` on a base class that must not be registered itself.
     abstract: ClassVar[bool] = True
 
+    #: The model served. Optional with ``queryset`` (its model is taken), and for a
+    #: binding with custom events only.
     model: ClassVar[type[models.Model] | None] = None
+    #: The objects served, ``model._default_manager.all()`` by default; each
+    #: request works on a fresh copy. Override :meth:`get_queryset` for anything
+    #: that depends on the request.
     queryset: ClassVar[QuerySet | None] = None
+    #: The stream name, ``"<app_label>.<ModelName>"`` by default. Required for a
+    #: binding with no model.
     stream: ClassVar[str] = ""
+    #: The DRF serializer; without it, a ``ModelSerializer`` is built from
+    #: ``fields``, ``exclude`` and ``read_only_fields``.
     serializer_class: ClassVar[type[BaseSerializer] | None] = None
+    #: The fields of the built serializer; takes precedence over ``exclude``.
     fields: ClassVar[list[str] | tuple[str, ...] | None] = None
+    #: The fields the built serializer leaves out, in place of the
+    #: ``DEFAULT_FIELDS_EXCLUDE`` setting.
     exclude: ClassVar[list[str] | tuple[str, ...] | None] = None
+    #: Fields of the built serializer that clients may read but not write.
     read_only_fields: ClassVar[list[str] | tuple[str, ...] | None] = None
+    #: DRF permission classes for every event; ``DEFAULT_PERMISSION_CLASSES``
+    #: when ``None``.
     permission_classes: ClassVar[list | tuple | None] = None
+    #: Action or custom event name → permission classes, in place of
+    #: ``permission_classes`` for that event.
     permission_classes_by_action: ClassVar[dict[str, list | tuple]] = {}
+    #: The fields ``search`` matches ``query`` against (``^name``: at the start,
+    #: ``=name``: the whole field).
     search_fields: ClassVar[list[str] | tuple[str, ...]] = ()
+    #: The filters clients may use: field names (exact match), or a dict of field
+    #: name → lookups.
     filter_fields: ClassVar[list[str] | tuple[str, ...] | dict] = ()
+    #: A django-filter ``FilterSet`` in place of ``filter_fields``.
     filterset_class: ClassVar[type | None] = None
+    #: The fields clients may order by (``-`` for descending).
     ordering_fields: ClassVar[list[str] | tuple[str, ...]] = ()
+    #: The ordering when the client asks none; the primary key always comes last.
     ordering: ClassVar[list[str] | tuple[str, ...] | None] = None
+    #: Relations ``list`` and ``search`` join; read off the serializer when
+    #: ``None``.
     select_related: ClassVar[list[str] | tuple[str, ...] | None] = None
+    #: Relations ``list`` and ``search`` prefetch; read off the serializer when
+    #: ``None``.
     prefetch_related: ClassVar[list[str] | tuple[str, ...] | None] = None
+    #: Rows per page without a ``limit``; ``DEFAULT_PAGE_SIZE`` when ``None``.
     page_size: ClassVar[int | None] = None
+    #: The largest ``limit`` a client gets; ``MAX_PAGE_SIZE`` when ``None``.
     max_page_size: ClassVar[int | None] = None
+    #: Whether a websocket ``retrieve``, ``list`` or ``search`` watches what it
+    #: read; the ``AUTO_SUBSCRIBE`` setting when ``None``.
     auto_subscribe: ClassVar[bool | None] = None
+    #: The model field that ``id`` (or the hash) is matched against.
     lookup_field: ClassVar[str] = "pk"
     #: The built-in actions this binding answers; the others answer 405.
     actions: ClassVar[tuple[str, ...]] = BUILTIN_ACTIONS
@@ -237,11 +270,15 @@ class GenericBinding(LiveMixin):
         return [permission() for permission in classes]
 
     def check_permissions(self) -> None:
+        """Raise 401 or 403 unless every permission class grants
+        ``has_permission``."""
         for permission in self.get_permissions():
             if not permission.has_permission(self.request, self):
                 self.permission_denied(permission)
 
     def check_object_permissions(self, obj: Any) -> None:
+        """Raise 401 or 403 unless every permission class grants
+        ``has_object_permission`` on ``obj``."""
         for permission in self.get_permissions():
             if not permission.has_object_permission(self.request, self, obj):
                 self.permission_denied(permission)
@@ -269,6 +306,9 @@ class GenericBinding(LiveMixin):
         return self.model._default_manager.all()
 
     def get_serializer_class(self) -> type[BaseSerializer]:
+        """``serializer_class``, or a ``ModelSerializer`` built for ``model`` from
+        ``fields``, ``exclude`` and ``read_only_fields``. Override it to choose
+        per action (``self.action``) or per user."""
         if self.serializer_class is not None:
             return self.serializer_class
         if self.model is None:
@@ -285,9 +325,16 @@ class GenericBinding(LiveMixin):
         )
 
     def get_serializer_context(self) -> dict[str, Any]:
+        """``{"request": self.request, "view": self, "binding": self}``: serializer
+        code that reads ``self.context["request"].user`` gets the connection's
+        user."""
         return {"request": self.request, "view": self, "binding": self}
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> BaseSerializer:
+        """An instance of :meth:`get_serializer_class` with the context of
+        :meth:`get_serializer_context`. Reading one object
+        (``get_serializer(obj)``) reuses fields built once per class where the
+        serializer allows it (see the bindings guide)."""
         kwargs.setdefault("context", self.get_serializer_context())
         serializer_class = self.get_serializer_class()
         if len(args) == 1 and len(kwargs) == 1:
@@ -296,7 +343,9 @@ class GenericBinding(LiveMixin):
         return serializer_class(*args, **kwargs)
 
     def get_lookup_value(self) -> Any:
-        """The primary key named by ``data["id"]``, else by the event's hash."""
+        """The value matched against ``lookup_field``: ``data["id"]``, else the
+        event's hash. A 400 when there is neither, or when it is not a string or
+        an integer."""
         data = self.request.data
         if "id" in data:
             value = data["id"]
@@ -394,6 +443,8 @@ class GenericBinding(LiveMixin):
         return queryset
 
     def paginate_queryset(self, queryset: QuerySet) -> dict[str, Any]:
+        """The reply of ``list`` and ``search``: ``{"page", "limit", "count",
+        "rows"}``."""
         return pagination.paginate(self, queryset, self.request.data)
 
     # -- live data: who sees a change -------------------------------------------
@@ -423,12 +474,17 @@ class GenericBinding(LiveMixin):
     # -- writes ------------------------------------------------------------------
 
     def perform_create(self, serializer: BaseSerializer) -> None:
+        """Save a new object, inside the action's transaction. Override it to set
+        fields the client does not send (``serializer.save(owner=...)``)."""
         serializer.save()
 
     def perform_update(self, serializer: BaseSerializer) -> None:
+        """Save the changes of ``update`` (and of a ``save`` that updates),
+        inside the action's transaction."""
         serializer.save()
 
     def perform_destroy(self, instance: models.Model) -> None:
+        """Delete the object of ``delete``, inside the action's transaction."""
         instance.delete()
 
 

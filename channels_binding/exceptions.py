@@ -59,12 +59,16 @@ class ActionNotAllowed(APIException):
 
 
 class FrameTooLarge(APIException):
+    """A frame or body larger than ``MAX_FRAME_BYTES`` (413 ``too_large``)."""
+
     status_code = 413
     default_detail = "Frame too large."
     default_code = "too_large"
 
 
 class ServerError(APIException):
+    """What a client is told of any unexpected exception (500 ``server_error``)."""
+
     status_code = 500
     default_detail = "Server error."
     default_code = "server_error"

@@ -46,6 +46,8 @@ class SubscribeMixin:
     query (``{"filters", "query"}``) without reading it."""
 
     def subscribe(self, request) -> dict[str, bool]:
+        """Watch the object or the collection, checked as a ``retrieve`` or a
+        ``search`` would be; a 405 over HTTP."""
         self.require_live()
         if self.subscribes_to_object():
             self.get_watched_object(force=True)
@@ -101,6 +103,8 @@ def _atomic(binding):
 
 class CreateMixin:
     def create(self, request) -> Any:
+        """Validate ``data`` with the serializer, save a new object with
+        :meth:`perform_create` and return it serialized."""
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         with _atomic(self):
@@ -151,6 +155,7 @@ class SaveMixin:
             return None
 
     def save(self, request) -> dict[str, Any]:
+        """Update (partially) or create; returns ``{"success": True, "id": pk}``."""
         instance = self._save_instance
         if instance is not None:
             self.check_object_permissions(instance)
@@ -168,6 +173,8 @@ class SaveMixin:
 
 class DeleteMixin:
     def delete(self, request) -> dict[str, Any]:
+        """Delete the object with :meth:`perform_destroy`; returns
+        ``{"success": True, "id": pk}``."""
         with _atomic(self):
             instance = self.get_object()
             pk = instance.pk

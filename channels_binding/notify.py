@@ -147,16 +147,27 @@ async def aall(data: Any) -> int:
 
 
 def users(users: Iterable[Any], data: Any) -> int:
+    """Every connection of these users (instances or primary keys); returns the
+    number of users sent to (0 without a channel layer). :func:`ausers` for
+    async code."""
     return async_to_sync(ausers)(list(users), data)
 
 
 def channels(names: Iterable[str], data: Any) -> int:
+    """Every connection that joined one of these named channels; returns the
+    number of channels sent to (0 without a channel layer).
+    :func:`achannels` for async code."""
     return async_to_sync(achannels)(list(names), data)
 
 
 def clients(client_ids: Iterable[str], data: Any) -> int:
+    """These connections, by the ``client_id`` of their ``connection`` frame;
+    returns the number of client ids sent to (0 without a channel layer).
+    :func:`aclients` for async code."""
     return async_to_sync(aclients)(list(client_ids), data)
 
 
 def all(data: Any) -> int:  # noqa: A001 - the public name is fixed
+    """Every connection of every server process; returns 1 (0 without a channel
+    layer). :func:`aall` for async code."""
     return async_to_sync(aall)(data)

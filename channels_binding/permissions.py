@@ -16,6 +16,10 @@ CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_\-.:]{1,64}$")
 
 
 class ConnectionPermission:
+    """The default ``CONNECTION_PERMISSION_CLASS``. ``connection`` is the
+    websocket consumer: ``connection.user``, ``connection.channels`` (the names it
+    has joined)."""
+
     def has_join_permission(self, connection: Any, channel: str) -> bool:
         """May this connection join ``channel`` (``?channel=<name>`` at connect)?
 

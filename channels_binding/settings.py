@@ -15,6 +15,7 @@ from django.utils.module_loading import import_string
 
 SETTING_NAME = "CHANNELS_BINDING"
 
+#: Every key of ``CHANNELS_BINDING`` and its default.
 DEFAULTS: dict[str, Any] = {
     "AUTHENTICATION_CLASSES": [
         "channels_binding.authentication.ScopeUserAuthentication",
@@ -119,6 +120,8 @@ class BindingSettings:
         self._cached.clear()
 
 
+#: The settings, read lazily: ``binding_settings.DEFAULT_PAGE_SIZE``. Keys you did
+#: not set have their defaults (:data:`DEFAULTS`); dotted paths are imported.
 binding_settings = BindingSettings()
 
 

@@ -19,6 +19,15 @@ from channels.testing import WebsocketCommunicator
 
 
 class BindingCommunicator(WebsocketCommunicator):
+    """Channels' ``WebsocketCommunicator`` for ``application`` at ``path``, taught
+    the protocol. ``kwargs`` (``headers``, ``subprotocols``) go to
+    ``WebsocketCommunicator``. As an async context manager it connects, checks
+    that the handshake was accepted, and disconnects at the end.
+
+    ``connection`` holds the data of the ``connection`` frame; ``pushes`` the
+    frames :meth:`request` received before its reply.
+    """
+
     def __init__(self, application: Any, path: str = "/ws/", **kwargs: Any) -> None:
         super().__init__(application, path, **kwargs)
         self.connection: dict[str, Any] | None = None
@@ -45,6 +54,8 @@ class BindingCommunicator(WebsocketCommunicator):
         await self.disconnect()
 
     async def send_event(self, event: str, data: Any = None, **extra: Any) -> None:
+        """Send ``{"event": event, "data": data, **extra}`` without waiting for a
+        reply (``data`` is left out when ``None``)."""
         frame = {"event": event, **extra}
         if data is not None:
             frame["data"] = data
@@ -67,4 +78,5 @@ class BindingCommunicator(WebsocketCommunicator):
             self.pushes.append(frame)
 
     async def receive_text_frame(self, timeout: float = 3) -> dict[str, Any]:
+        """The next frame, decoded from JSON."""
         return json.loads(await self.receive_from(timeout))

@@ -48,16 +48,27 @@ class BindingRequest:
         connection: Any = None,
         http_request: Any = None,
     ) -> None:
+        #: The full event name, hash included: ``"shop.Product.retrieve#42"``.
         self.event = event
+        #: The stream: ``"shop.Product"``.
         self.stream = stream
+        #: The built-in action or the custom event's name: ``"retrieve"``.
         self.action = action
+        #: The text after ``#`` in the event, or ``None``.
         self.hash = hash
+        #: The frame's ``data``, ``{}`` when it had none.
         self.data = data if data is not None else {}
+        #: The frame's ``request_id``, or ``None``.
         self.request_id = request_id
+        #: The connection's user; ``AnonymousUser`` when nobody is logged in.
         self.user = user
+        #: What the authentication class returned beside the user (a token).
         self.auth = auth
+        #: The HTTP method permission classes see (``GET`` for reads).
         self.method = method or ACTION_METHODS.get(action, "POST")
+        #: ``"websocket"`` or ``"http"``.
         self.transport = transport
+        #: The websocket consumer that received the frame; ``None`` over HTTP.
         self.connection = connection
         self._request = http_request
         #: Subscriptions whose pushes wait until this request's reply is written.
@@ -80,10 +91,12 @@ class BindingRequest:
 
     @property
     def query_params(self) -> dict[str, Any]:
+        """``data``, under the name DRF code reads."""
         return self.data
 
     @property
     def scope(self) -> dict[str, Any] | None:
+        """The connection's ASGI scope; ``None`` over HTTP."""
         return getattr(self.connection, "scope", None)
 
     def notify_self(self, data: Any) -> bool:

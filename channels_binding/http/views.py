@@ -213,7 +213,9 @@ class EventsView(BindingAPIView):
 
 
 class RestView(BindingAPIView):
-    """REST routes under each stream's path; see the module docstring."""
+    """REST routes under each stream's path (``shop/Product/``): ``GET`` list or
+    search and ``POST`` create on the collection; ``GET``, ``PUT`` (full update),
+    ``PATCH`` and ``DELETE`` on ``<pk>/``; ``POST <event>/`` for any other event."""
 
     def dispatch_route(self, request, route: str) -> HttpResponse:
         stream, rest = resolve(route)
