@@ -10,6 +10,7 @@ you override, and policies are class attributes whose defaults come from the
 from __future__ import annotations
 
 import inspect
+import json
 from collections.abc import Callable, Hashable
 from typing import Any, ClassVar
 
@@ -406,6 +407,43 @@ class GenericBinding(LiveMixin):
             # a get_queryset() may read other request data: such a request reads alone
             and all(key == "id" for key in self.request.data)
         )
+
+    #: ``(pages, context key)``: the pages read by earlier requests of this
+    #: trip, for :func:`.pagination.paginate` (see :func:`.batching.share_pages`).
+    shared_pages: tuple[dict, Any] | None = None
+
+    def can_share_page(self) -> bool:
+        """Whether this request's page may be the page an identical earlier
+        request of the same trip read (see :mod:`.batching`): a ``list`` or
+        ``search`` answered by the default ``run``, ``initial``, handler, filters,
+        pagination and serializer, of a binding whose rows are the same for
+        everybody or that says who sees the same rows. Identical: the same
+        :meth:`shared_rows_key`, context variables and request data."""
+        cls = type(self)
+        handler = {"list": "list", "search": "search"}.get(self.action)
+        return (
+            handler is not None
+            and getattr(cls, handler, None)
+            is getattr(
+                mixins.ListMixin if handler == "list" else mixins.SearchMixin, handler
+            )
+            and cls.run is GenericBinding.run
+            and cls.initial is GenericBinding.initial
+            and cls.filter_queryset is GenericBinding.filter_queryset
+            and cls.optimize_queryset is GenericBinding.optimize_queryset
+            and cls.paginate_queryset is GenericBinding.paginate_queryset
+            and cls.get_serializer is GenericBinding.get_serializer
+            and cls.get_serializer_context is GenericBinding.get_serializer_context
+            and (
+                cls.get_queryset is GenericBinding.get_queryset
+                or cls.get_visibility_key is not GenericBinding.get_visibility_key
+            )
+        )
+
+    def shared_page_key(self) -> Any:
+        """Equal for requests that read the same page (with :meth:`can_share_page`)."""
+        data = json.dumps(self.request.data, sort_keys=True, default=str)
+        return (type(self), self.action, self.shared_rows_key(), data)
 
     def shared_rows_key(self) -> Any:
         """Requests whose keys are equal see the same rows (for shared reads):

@@ -33,6 +33,14 @@ def paginate(binding: Any, queryset: QuerySet, data: dict) -> dict:
     default = binding.page_size or binding_settings.DEFAULT_PAGE_SIZE
     limit = positive_int(data.get("limit", default), "limit")
     limit = min(limit, binding.max_page_size or binding_settings.MAX_PAGE_SIZE)
+    shared = getattr(binding, "shared_pages", None)
+    if shared is not None:
+        # An identical request of this trip read this page already: the same
+        # rows, serialized the same way (see batching.share_pages).
+        pages, key = shared[0], (shared[1], page, limit)
+        if key in pages:
+            count, binding.page_objects, rows = pages[key]
+            return {"page": page, "limit": limit, "count": count, "rows": rows}
     count = queryset.count()
     offset = (page - 1) * limit
     if page > 1 and offset >= count:
@@ -40,4 +48,6 @@ def paginate(binding: Any, queryset: QuerySet, data: dict) -> dict:
         raise NotFound(f"Page {page} is past the last page ({last}).")
     binding.page_objects = list(queryset[offset : offset + limit])
     rows = binding.get_serializer(binding.page_objects, many=True).data
+    if shared is not None:
+        pages[key] = (count, binding.page_objects, rows)
     return {"page": page, "limit": limit, "count": count, "rows": rows}

@@ -958,3 +958,82 @@ async def test_requests_whose_context_differs_do_not_share_a_read(monkeypatch, t
     assert error_of(alone) == (404, "not_found")
     assert replies[0]["data"] == replies[2]["data"] == {"id": pk, "name": "acme's"}
     assert error_of(replies[1]) == (404, "not_found")
+
+
+# -- shared pages ---------------------------------------------------------------------
+
+
+async def test_identical_lists_in_one_trip_read_their_page_once(communicator, user):
+    await orm(make_products, "A", "B", "C")
+    page = {"filters": {"price__lt": 2.5}, "limit": 10}
+    other = {"filters": {"price__gt": 1.5}, "limit": 10}
+    async with (
+        communicator() as holder,
+        communicator() as first,
+        communicator(user) as second,
+    ):
+        replies = await in_one_trip(
+            holder,
+            [
+                (first, "shop.Product.list", page),
+                (second, "shop.Product.list", page),
+                (first, "shop.Product.list", other),
+                (second, "shop.Product.list", page),
+            ],
+        )
+        # one count and one page for the identical lists, the same for the other
+        assert reads_of("shop_product") == 4, (HOLD.sql, replies)
+        alone = [
+            await client.request("shop.Product.list", data)
+            for client, data in [(first, page), (second, page), (first, other)]
+        ]
+        # each still watches what it listed
+        products = await orm(lambda: list(Product.objects.order_by("name")))
+        products[1].name = "B2"
+        await orm(products[1].save)
+        for client in (first, second):
+            push = await client.receive_json_from(3)
+            assert (push["event"], push["data"]["name"]) == (
+                "shop.Product.retrieve",
+                "B2",
+            )
+    assert [row["name"] for row in replies[0]["data"]["rows"]] == ["A", "B"]
+    for reply, lone in zip(replies, alone + [alone[1]], strict=True):
+        assert reply["data"] == lone["data"]
+
+
+async def test_a_list_sent_after_a_write_reads_again(communicator, user):
+    (product,) = await orm(make_products, "A")
+    page = {"filters": {"price__lt": 5}}
+    async with communicator() as holder, communicator(user) as client:
+        replies = await in_one_trip(
+            holder,
+            [
+                (client, "shop.Product.list", page),
+                (client, "shop.Product.update", {"id": product.pk, "name": "new"}),
+                (client, "shop.Product.list", page),
+            ],
+        )
+    assert [row["name"] for row in replies[0]["data"]["rows"]] == ["A"]
+    assert [row["name"] for row in replies[2]["data"]["rows"]] == ["new"]
+
+
+async def test_users_who_see_different_rows_do_not_share_pages(
+    communicator, user, other_user
+):
+    def make_notes():
+        Note.objects.create(owner=user, text="mine")
+        Note.objects.create(owner=other_user, text="theirs")
+
+    await orm(make_notes)
+    async with (
+        communicator() as holder,
+        communicator(user) as first,
+        communicator(other_user) as second,
+    ):
+        replies = await in_one_trip(
+            holder,
+            [(first, "batch.notes.list", {}), (second, "batch.notes.list", {})],
+        )
+    assert [row["text"] for row in replies[0]["data"]["rows"]] == ["mine"]
+    assert [row["text"] for row in replies[1]["data"]["rows"]] == ["theirs"]

@@ -160,6 +160,7 @@ def run_batch(
     ``report(start, outcomes)`` is called after each run with its outcomes.
     """
     shareable = [_may_share(entry) for entry in entries]
+    share_pages(entries)
     outcomes: list[Outcome] = []
     start = 0
     while start < len(entries):
@@ -265,6 +266,31 @@ def share_reads(entries: list[Entry]) -> None:
                     continue  # it reads alone
             given.add(key)
             binding.shared_objects = {key: obj}
+
+
+def share_pages(entries: list[Entry]) -> None:
+    """Let consecutive identical lists and searches (each ``can_share_page()``)
+    of a trip read their page once: the first reads and serializes it, the
+    others take its count, rows and objects (see :func:`.pagination.paginate`).
+    They run one after the other with nothing between them, so the page is
+    what each would have read. Any other request ends the sharing: a list
+    after a write reads again."""
+    pages: dict | None = None
+    for binding, context in entries:
+        try:
+            key = _within(context, _page_key, binding)
+        except Exception:
+            key = None
+        if key is None:
+            pages = None
+            continue
+        if pages is None:
+            pages = {}
+        binding.shared_pages = (pages, (key, _context_key(context)))
+
+
+def _page_key(binding: Any) -> Any:
+    return binding.shared_page_key() if binding.can_share_page() else None
 
 
 def _context_key(context: contextvars.Context) -> frozenset:
