@@ -38,6 +38,7 @@ from .live.watching import QUERY_ACTIONS, LiveMixin
 from .registry import registry
 from .serializers import (
     model_serializer_class,
+    read_many_serializer,
     read_serializer,
     reads_only_the_object,
     related_lookups,
@@ -341,6 +342,9 @@ class GenericBinding(LiveMixin):
         if len(args) == 1 and len(kwargs) == 1:
             # Reading one object: its fields need not be built again.
             return read_serializer(serializer_class, args[0], kwargs["context"])
+        if len(args) == 1 and kwargs.keys() == {"context", "many"} and kwargs["many"]:
+            # Reading a page: nor those of the page's one child serializer.
+            return read_many_serializer(serializer_class, args[0], kwargs["context"])
         return serializer_class(*args, **kwargs)
 
     def get_lookup_value(self) -> Any:

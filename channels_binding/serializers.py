@@ -188,6 +188,23 @@ def read_serializer(
     return serializer
 
 
+def read_many_serializer(
+    cls: type[serializers.BaseSerializer], instances: Any, context: dict
+) -> serializers.BaseSerializer:
+    """``cls(instances, many=True, context=context)``, its child made by
+    :func:`read_serializer` (so a page's fields are not built again either) when
+    the class keeps DRF's ``many_init``."""
+    if (
+        _template(cls) is None
+        or cls.many_init.__func__ is not serializers.BaseSerializer.many_init.__func__
+    ):
+        return cls(instances, many=True, context=context)
+    child = read_serializer(cls, instances, context)
+    meta = getattr(cls, "Meta", None)
+    list_class = getattr(meta, "list_serializer_class", serializers.ListSerializer)
+    return list_class(instances, child=child, context=context)
+
+
 class _Template:
     """What every reading instance of one serializer class starts from."""
 

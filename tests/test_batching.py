@@ -1037,3 +1037,56 @@ async def test_users_who_see_different_rows_do_not_share_pages(
         )
     assert [row["text"] for row in replies[0]["data"]["rows"]] == ["mine"]
     assert [row["text"] for row in replies[1]["data"]["rows"]] == ["theirs"]
+
+
+async def test_a_page_keeps_fields_chosen_per_request_and_per_viewer(
+    communicator, user, other_user, staff_user
+):
+    (product,) = await orm(make_products, "A")
+    await orm(Product.objects.filter(pk=product.pk).update, description="internal")
+    async with (
+        communicator(staff_user) as staff,
+        communicator(user) as alice,
+        communicator(other_user) as bob,
+    ):
+        for _ in range(2):  # the second time from fields built once
+            rows = {}
+            for client in (staff, alice):
+                reply = await client.request("batch.staffdesc.list", {})
+                rows[client] = reply["data"]["rows"]
+            assert rows[staff] == [
+                {"id": product.pk, "name": "A", "description": "internal"}
+            ]
+            assert rows[alice] == [{"id": product.pk, "name": "A"}]
+            for client, name in ((alice, "alice"), (bob, "bob")):
+                reply = await client.request("batch.memofield.list", {})
+                assert reply["data"]["rows"][0]["viewer"] == name
+
+
+class CountedListSerializer(serializers.ListSerializer):
+    def to_representation(self, data):
+        return [{"counted": len(data)}, *super().to_representation(data)]
+
+
+async def test_a_page_uses_the_serializers_list_class(communicator):
+    class CountedSerializer(serializers.ModelSerializer):
+        class Meta:
+            model = Product
+            fields = ["id", "name"]
+            list_serializer_class = CountedListSerializer
+
+    class CountedBinding(AsyncBinding):
+        stream = "batch.counted"
+        model = Product
+        serializer_class = CountedSerializer
+        permission_classes = [AllowAny]
+
+    try:
+        await orm(make_products, "A", "B")
+        async with communicator() as client:
+            for _ in range(2):
+                reply = await client.request("batch.counted.list", {})
+                assert reply["data"]["rows"][0] == {"counted": 2}
+                assert [row["name"] for row in reply["data"]["rows"][1:]] == ["A", "B"]
+    finally:
+        registry.unregister("batch.counted")
