@@ -165,11 +165,6 @@ class Bench:
 
     # -- the measurements ----------------------------------------------------------
 
-    @property
-    def short(self) -> dict:
-        """The closed loops of sections 6 to 8: ``--action-seconds`` each."""
-        return {"seconds": self.args.action_seconds}
-
     def closed_loops(self, server: str, stacks, runs, http: bool = False) -> dict:
         """Every stack runs at once, in a ``server`` process of its own; for each
         ``(key, client options)`` of ``runs``, the client measures them in turn,
@@ -185,7 +180,7 @@ class Bench:
                 targets.append({**target, **HTTP_PATHS[stack]} if http else target)
             for key, opts in runs:
                 opts = {"seconds": args.seconds, "warmup": args.warmup, **opts}
-                label = " ".join(map(str, (server, *key, f"{opts['conns']} conn")))
+                label = f"{server} {key[0]} {opts['conns']} conn"
                 rounds = args.reps * len(targets) * (opts["seconds"] + opts["warmup"])
                 try:
                     out = self.client(
@@ -220,7 +215,7 @@ class Bench:
     def lists(self) -> dict:
         """Section 6: a page of 25 rows, listed and searched."""
         runs = [
-            ((action,), {"conns": self.args.conns, "action": action, **self.short})
+            ((action,), {"conns": self.args.conns, "action": action})
             for action in ("list", "search")
         ]
         return self.closed_loops(self.args.servers[0], REQUEST_STACKS, runs)
@@ -230,7 +225,6 @@ class Bench:
         args = self.args
         wal(self.db)
         opts = {"conns": args.conns, "action": "update", "users": args.conns}
-        opts.update(self.short)
         opts["watchers"] = args.write_watchers
         return self.closed_loops(args.servers[0], REQUEST_STACKS, [(("update",), opts)])
 
@@ -238,7 +232,7 @@ class Bench:
         """Section 8: retrieve and list over keep-alive HTTP/1.1."""
         args = self.args
         runs = [
-            ((action,), {"conns": args.http_conns, "action": action, **self.short})
+            ((action,), {"conns": args.http_conns, "action": action})
             for action in ("retrieve", "list")
         ]
         return self.closed_loops(args.servers[0], HTTP_STACKS, runs, http=True)
@@ -427,14 +421,13 @@ def parse_args(argv):
         default="daphne,uvicorn",
         help="servers for the fan-out cases; the Redis layer runs on the first only",
     )
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument(
-        "--action-seconds",
+        "--seconds",
         type=float,
         default=2.0,
-        help="each closed loop of sections 6-8 (list, search, update, HTTP)",
+        help="each closed loop (sections 1, 6, 7, 8), after --warmup",
     )
+    parser.add_argument("--warmup", type=float, default=0.5)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--fanout-reps", type=int, default=5)
     parser.add_argument("--conns", type=int, default=50)

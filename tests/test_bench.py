@@ -50,7 +50,7 @@ def assert_numbers(figures: dict[str, str], *names: str) -> None:
 
 #: A short closed loop: one round of a fraction of a second, 5 connections.
 BRIEF = ["--servers", "daphne", "--reps", "1", "--seconds", "0.3", "--warmup", "0.1"]
-BRIEF += ["--conns", "5", "--action-seconds", "0.3"]
+BRIEF += ["--conns", "5"]
 
 
 def test_retrieve_section_runs_and_prints_its_ratios():
