@@ -7,15 +7,22 @@ bounded count and a bounded time.
 
 Cases:
 
-``retrieve``  closed-loop request/reply on ``conns`` connections: each sends a
-              retrieve, waits for its reply, sends the next. Per target and
-              repetition: replies per second, and the p50 and p99 latencies.
-``fanout``    ``sizes`` watchers of one product; a change is saved through
-              ``GET /bench/change/`` and the client waits until every watcher got
-              it. Per change: seconds from just before ``save()`` (a timestamp the
-              server returns) to the first and the last delivery, and the queries
-              the server ran for it (``/bench/queries/`` before and after, less
-              the saving view's own).
+``requests``  closed-loop request/reply on ``conns`` connections to each of
+              ``targets`` in turn: each connection sends a request (``action``:
+              ``retrieve``, ``list``, ``search`` or ``update``; logged in as one
+              of ``users`` users if given), waits for its reply, sends the next;
+              with ``watchers``, that many more sockets watch every product
+              meanwhile. With ``http``, keep-alive HTTP/1.1 connections ``GET``
+              the target's path for the action instead. Per target and
+              repetition: replies per second, the p50 and p99 latencies, and the
+              frames per second a watcher got.
+``fanout``    ``sizes`` watchers of one product (logged in as ``users`` users
+              if given, socket ``i`` as user ``i % users + 1``); a change is saved
+              through ``GET /bench/change/`` and the client waits until every
+              watcher got it. Per change: seconds from just before ``save()`` (a
+              timestamp the server returns) to the first and the last delivery,
+              and the queries the server ran for it (``/bench/queries/`` before
+              and after, less the saving view's own).
 ``changes``   ``watchers`` sockets watch every product (channels-binding: one
               ``list`` each; the ``groupsend`` baseline: its group), then the
               server commits changes for ``seconds`` as fast as it can
@@ -25,7 +32,8 @@ Cases:
               change (commit to the first push to every watcher that carries it
               or a later state of its row).
 ``idle``      the RSS of the server process (``pid``) before and after opening
-              ``conns`` idle connections.
+              ``conns`` idle connections (``files``: the file limit to raise this
+              process's to).
 """
 
 from __future__ import annotations
