@@ -180,7 +180,7 @@ class Bench:
                 targets.append({**target, **HTTP_PATHS[stack]} if http else target)
             for key, opts in runs:
                 opts = {"seconds": args.seconds, "warmup": args.warmup, **opts}
-                label = f"{server} {key[0]} {opts['conns']} conn"
+                label = f"{server} {'HTTP ' * http}{key[0]} {opts['conns']} conn"
                 rounds = args.reps * len(targets) * (opts["seconds"] + opts["warmup"])
                 try:
                     out = self.client(
