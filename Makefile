@@ -33,7 +33,7 @@ help:
 	@echo "make test         lint, then run the test suite"
 	@echo "make lint         ruff check and ruff format --check"
 	@echo "make docs         build the documentation (warnings are errors)"
-	@echo "make bench        benchmark against Channels and DCRF (~8 min; docs/benchmarks.rst)"
+	@echo "make bench        benchmark against Channels, DRF and DCRF (~9 min; docs/benchmarks.rst)"
 	@echo "make bench-micro  in-process timings of serializing, retrieving, fan-out (~10 s)"
 	@echo "make stress       the long stress runs: 3,000 writes each, watchers vs fresh reads (~5 min)"
 	@echo "make venv         create $(VENV) and install the package with its test extras"

@@ -7,15 +7,22 @@ bounded count and a bounded time.
 
 Cases:
 
-``retrieve``  closed-loop request/reply on ``conns`` connections: each sends a
-              retrieve, waits for its reply, sends the next. Per target and
-              repetition: replies per second, and the p50 and p99 latencies.
-``fanout``    ``sizes`` watchers of one product; a change is saved through
-              ``GET /bench/change/`` and the client waits until every watcher got
-              it. Per change: seconds from just before ``save()`` (a timestamp the
-              server returns) to the first and the last delivery, and the queries
-              the server ran for it (``/bench/queries/`` before and after, less
-              the saving view's own).
+``requests``  closed-loop request/reply on ``conns`` connections to each of
+              ``targets`` in turn: each connection sends a request (``action``:
+              ``retrieve``, ``list``, ``search`` or ``update``; logged in as one
+              of ``users`` users if given), waits for its reply, sends the next;
+              with ``watchers``, that many more sockets watch every product
+              meanwhile. With ``http``, keep-alive HTTP/1.1 connections ``GET``
+              the target's path for the action instead. Per target and
+              repetition: replies per second, the p50 and p99 latencies, and the
+              frames per second a watcher got.
+``fanout``    ``sizes`` watchers of one product (logged in as ``users`` users
+              if given, socket ``i`` as user ``i % users + 1``); a change is saved
+              through ``GET /bench/change/`` and the client waits until every
+              watcher got it. Per change: seconds from just before ``save()`` (a
+              timestamp the server returns) to the first and the last delivery,
+              and the queries the server ran for it (``/bench/queries/`` before
+              and after, less the saving view's own).
 ``changes``   ``watchers`` sockets watch every product (channels-binding: one
               ``list`` each; the ``groupsend`` baseline: its group), then the
               server commits changes for ``seconds`` as fast as it can
@@ -25,44 +32,82 @@ Cases:
               change (commit to the first push to every watcher that carries it
               or a later state of its row).
 ``idle``      the RSS of the server process (``pid``) before and after opening
-              ``conns`` idle connections.
+              ``conns`` idle connections (``files``: the file limit to raise this
+              process's to).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import resource
 import sys
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import connect
 
 STREAM = "catalog.Product"
-PKS = 50  # retrieves cycle over products 1..PKS
+#: The ``users`` stack's stream: products through a per-user ``get_queryset()``.
+USER_STREAM = "catalog.UserProduct"
+PKS = 50  # retrieves and updates cycle over products 1..PKS
+PAGES = 4  # lists and searches cycle over pages 1..PAGES of 25 rows
+#: A search with a query and a filter (every product matches both).
+SEARCH = {"query": "benchmark", "filters": {"in_stock": True}}
 CONNECT_CONCURRENCY = 50
 CONNECT_TIMEOUT = 20.0
 REPLY_TIMEOUT = 20.0
 CHANGE_TIMEOUT = 60.0
 
 
-def raise_fd_limit() -> None:
+def raise_fd_limit(wanted: int = 0) -> None:
+    """Let this process open ``wanted`` files (sockets), or as many as the hard
+    limit allows; a process that may raise the hard limit (root) raises it."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
+    if wanted > hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return
+        except (ValueError, OSError):
+            pass  # not allowed: as far as the hard limit goes
+    if soft < max(hard, wanted):
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def session_key(user: int) -> str:
+    """The session key of user ``user`` (its primary key), which
+    :mod:`bench.project.prepare` stores logged in."""
+    return f"benchsession{user:020d}"
+
+
+def stream_of(proto: str) -> str:
+    return USER_STREAM if proto == "users" else STREAM
 
 
 # -- frames of each protocol ------------------------------------------------------
 
 
-def retrieve_frame(proto: str, pk: int, request_id: int) -> str:
+def request_frame(proto: str, action: str, n: int, request_id: int) -> str:
+    """The ``n``-th request of a connection: ``retrieve`` or ``update`` of product
+    ``n % PKS + 1`` (an update sets its quantity to ``request_id``), ``list`` or
+    ``search`` of page ``n % PAGES + 1``."""
+    pk = n % PKS + 1
     if proto == "dcrf":
+        assert action == "retrieve", action
         return json.dumps({"action": "retrieve", "pk": pk, "request_id": request_id})
-    event = f"{STREAM}.retrieve"
-    return json.dumps({"event": event, "data": {"id": pk}, "request_id": request_id})
+    if action == "retrieve":
+        data = {"id": pk}
+    elif action == "update":
+        data = {"id": pk, "quantity": request_id}
+    else:
+        data = {"page": n % PAGES + 1, **(SEARCH if action == "search" else {})}
+    event = f"{stream_of(proto)}.{action}"
+    return json.dumps({"event": event, "data": data, "request_id": request_id})
 
 
 def is_error(proto: str, reply: dict) -> bool:
@@ -73,9 +118,13 @@ def is_error(proto: str, reply: dict) -> bool:
 
 SUBSCRIBE = {
     "binding": {"event": f"{STREAM}.subscribe", "data": {"id": 1}},
+    "users": {"event": f"{USER_STREAM}.subscribe", "data": {"id": 1}},
     "dcrf_observer": {"action": "subscribe_to_product_activity"},
     "dcrf_instance": {"action": "subscribe_instance", "pk": 1},
 }
+#: A watcher of every product (channels-binding: a collection subscription; the
+#: hand-written consumer: its group).
+WATCH_ALL = {"event": f"{STREAM}.subscribe", "data": {}}
 
 
 def is_push(proto: str, frame: dict, value: int) -> bool:
@@ -83,7 +132,8 @@ def is_push(proto: str, frame: dict, value: int) -> bool:
     if proto.startswith("dcrf"):
         ok = frame.get("action") == "update" and frame.get("response_status") == 200
     else:
-        ok = frame.get("event") == f"{STREAM}.retrieve" and "request_id" not in frame
+        event = f"{stream_of(proto)}.retrieve"
+        ok = frame.get("event") == event and "request_id" not in frame
     data = frame.get("data")
     return ok and isinstance(data, dict) and data.get("quantity") == value
 
@@ -91,26 +141,40 @@ def is_push(proto: str, frame: dict, value: int) -> bool:
 # -- connections ------------------------------------------------------------------
 
 
-async def open_socket(url: str, proto: str):
+async def open_socket(url: str, proto: str, user: int | None = None):
+    """A websocket to ``url``, logged in as ``user`` (its session cookie) if
+    given."""
+    headers = {"Cookie": f"sessionid={session_key(user)}"} if user else None
     ws = await asyncio.wait_for(
-        connect(url, compression=None, ping_interval=None, max_size=2**22),
+        connect(
+            url,
+            compression=None,
+            ping_interval=None,
+            max_size=2**22,
+            additional_headers=headers,
+        ),
         CONNECT_TIMEOUT,
     )
-    if proto == "binding":
+    if proto in ("binding", "users"):
         # The greeting (``connection``) comes first: the connection is set up.
         greeting = json.loads(await asyncio.wait_for(ws.recv(), CONNECT_TIMEOUT))
         assert greeting.get("event") == "connection", greeting
+        assert bool(user) == greeting["data"]["authenticated"], greeting
     return ws
 
 
-async def open_sockets(url: str, proto: str, count: int) -> list:
+async def open_sockets(
+    url: str, proto: str, count: int, users: int = 0, first: int = 0
+) -> list:
+    """``count`` sockets; with ``users``, socket ``i`` (from ``first``) is logged
+    in as user ``i % users + 1``."""
     limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
 
-    async def one():
+    async def one(i):
         async with limit:
-            return await open_socket(url, proto)
+            return await open_socket(url, proto, i % users + 1 if users else None)
 
-    return list(await asyncio.gather(*(one() for _ in range(count))))
+    return list(await asyncio.gather(*(one(first + i) for i in range(count))))
 
 
 async def close_sockets(sockets: list) -> None:
@@ -132,34 +196,103 @@ async def request(ws, proto: str, frame: str, request_id: Any) -> dict:
             return reply
 
 
+async def ask_all(sockets: list, proto: str, frame: dict) -> None:
+    """Send ``frame`` on every socket (a few at a time) and wait for the replies."""
+    text = json.dumps(dict(frame, request_id="ask"))
+    limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
+
+    async def one(ws):
+        async with limit:
+            await request(ws, proto, text, "ask")
+
+    await asyncio.gather(*(one(ws) for ws in sockets))
+
+
 def http_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=30) as response:
         return json.loads(response.read())
 
 
-# -- retrieve ---------------------------------------------------------------------
+# -- HTTP/1.1 keep-alive ----------------------------------------------------------
 
 
-async def closed_loop(sockets, proto, seconds, max_requests, ids):
-    """Every socket sends a retrieve, waits for its reply, and again, until
+class HTTPConnection:
+    """One keep-alive HTTP/1.1 connection, one request at a time: what a load
+    balancer or a pooled client keeps open to a server."""
+
+    def __init__(self, url: str) -> None:
+        self.url = urlsplit(url)
+
+    async def open(self) -> HTTPConnection:
+        self.reader, self.writer = await asyncio.wait_for(
+            asyncio.open_connection(self.url.hostname, self.url.port),
+            CONNECT_TIMEOUT,
+        )
+        return self
+
+    async def get(self, path: str) -> bytes:
+        """The body of ``GET path``; anything but a 200 kept alive raises."""
+        self.writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: {self.url.netloc}\r\n\r\n".encode()
+        )
+        return await asyncio.wait_for(self.response(path), REPLY_TIMEOUT)
+
+    async def response(self, path: str) -> bytes:
+        head = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+        status_line, *lines = head.split("\r\n")
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip().lower()
+        if "content-length" in headers:
+            body = await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding") == "chunked":
+            body = await self.chunks()
+        else:
+            raise RuntimeError(f"GET {path}: neither a length nor chunks: {head!r}")
+        if status_line.split()[1] != "200" or headers.get("connection") == "close":
+            raise RuntimeError(f"GET {path}: {status_line}, {body[:300]!r}")
+        return body
+
+    async def chunks(self) -> bytes:
+        chunks, readline = [], self.reader.readuntil
+        while size := int((await readline(b"\r\n")).split(b";")[0], 16):
+            chunks.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
+        while await readline(b"\r\n") != b"\r\n":
+            pass  # trailers
+        return b"".join(chunks)
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+# -- closed loops: retrieve, list, search, update; over HTTP retrieve and list ----
+
+#: One request of a connection: called with the connection's request number.
+Call = Callable[[int], Awaitable[Any]]
+
+
+async def closed_loop(calls: list[Call], seconds: float, max_requests: int):
+    """Every connection sends a request, waits for its reply, and again, until
     ``seconds`` have passed or ``max_requests`` were sent in all. Returns
     ``(replies, latencies, elapsed seconds)``."""
     latencies: list[float] = []
     deadline = time.monotonic() + seconds
     budget = itertools.count()
 
-    async def worker(ws, offset):
+    async def worker(call, offset):
         n = offset
         while time.monotonic() < deadline and next(budget) < max_requests:
-            request_id = next(ids)
-            frame = retrieve_frame(proto, n % PKS + 1, request_id)
-            n += 1
             started = time.perf_counter()
-            await request(ws, proto, frame, request_id)
+            await call(n)
+            n += 1
             latencies.append(time.perf_counter() - started)
 
     started = time.monotonic()
-    await asyncio.gather(*(worker(ws, i) for i, ws in enumerate(sockets)))
+    await asyncio.gather(*(worker(call, i) for i, call in enumerate(calls)))
     return len(latencies), latencies, time.monotonic() - started
 
 
@@ -168,30 +301,108 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-async def run_retrieve(opts: dict) -> dict:
+class Pushes:
+    """``count`` sockets watching every product, read by tasks that count the
+    frames they get: the watchers that make each write compute pushes."""
+
+    def __init__(self) -> None:
+        self.sockets: list = []
+        self.tasks: list[asyncio.Task] = []
+        self.frames = 0
+
+    async def watch(self, url: str, proto: str, count: int) -> None:
+        self.sockets = await open_sockets(url, proto, count)
+        await ask_all(self.sockets, proto, WATCH_ALL)
+        self.tasks = [asyncio.create_task(self.read(ws)) for ws in self.sockets]
+
+    async def read(self, ws) -> None:
+        async for _ in ws:
+            self.frames += 1
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await close_sockets(self.sockets)
+
+
+async def websocket_calls(target: dict, opts: dict, ids) -> tuple[list[Call], Any]:
+    """Websocket connections to ``target`` (logged in as ``users`` users, if
+    given), each a :data:`Call` sending ``action``; and their closing."""
+    proto, action = target["proto"], opts.get("action", "retrieve")
+    sockets = await open_sockets(
+        target["url"], proto, opts["conns"], users=opts.get("users", 0)
+    )
+
+    def call_on(ws) -> Call:
+        async def call(n: int) -> None:
+            request_id = next(ids)
+            frame = request_frame(proto, action, n, request_id)
+            await request(ws, proto, frame, request_id)
+
+        return call
+
+    return [call_on(ws) for ws in sockets], lambda: close_sockets(sockets)
+
+
+async def http_calls(target: dict, opts: dict, ids) -> tuple[list[Call], Any]:
+    """Keep-alive HTTP connections to ``target``, each a :data:`Call` getting
+    ``target[action]`` (a path with ``{pk}`` and ``{page}``)."""
+    path = target[opts["action"]]
+    connections = await asyncio.gather(
+        *(HTTPConnection(target["url"]).open() for _ in range(opts["conns"]))
+    )
+    # Every reply is checked for its status; the first one of each connection
+    # for what it holds too: one product, or a page of 25.
+    rows = 1 if opts["action"] == "retrieve" else 25
+    for n, connection in enumerate(connections):
+        body = await connection.get(path.format(pk=1, page=n % PAGES + 1))
+        assert body.count(b'"price":') == rows, body[:300]
+
+    def call_on(connection) -> Call:
+        def call(n: int):
+            return connection.get(path.format(pk=n % PKS + 1, page=n % PAGES + 1))
+
+        return call
+
+    async def close():
+        await asyncio.gather(*(c.close() for c in connections))
+
+    return [call_on(c) for c in connections], close
+
+
+async def run_requests(opts: dict) -> dict:
     """Measure every target in turn, ``reps`` rounds, starting each round with the
-    next target: a change in the machine's load then hits every target alike."""
-    targets, conns, seconds = opts["targets"], opts["conns"], opts["seconds"]
+    next target: a change in the machine's load then hits every target alike.
+    With ``watchers``, that many more sockets watch every product meanwhile; the
+    frames they get are counted."""
+    targets, seconds = opts["targets"], opts["seconds"]
     max_requests = opts.get("max_requests", 200_000)
+    connect_all = http_calls if opts.get("http") else websocket_calls
     ids = itertools.count(1)
     results: dict[str, list] = {target["name"]: [] for target in targets}
     for rep in range(opts["reps"]):
         for target in targets[rep % len(targets) :] + targets[: rep % len(targets)]:
-            proto = target["proto"]
-            sockets = await open_sockets(target["url"], proto, conns)
+            pushes = Pushes()
+            calls, close = await connect_all(target, opts, ids)
             try:
-                await closed_loop(sockets, proto, opts["warmup"], max_requests, ids)
+                if opts.get("watchers"):
+                    await pushes.watch(target["url"], target["proto"], opts["watchers"])
+                await closed_loop(calls, opts["warmup"], max_requests)
+                frames = pushes.frames
                 count, latencies, elapsed = await closed_loop(
-                    sockets, proto, seconds, max_requests, ids
+                    calls, seconds, max_requests
                 )
+                frames = pushes.frames - frames
             finally:
-                await close_sockets(sockets)
+                await close()
+                await pushes.close()
             results[target["name"]].append(
                 {
                     "rate": count / elapsed,
                     "p50_ms": 1000 * percentile(latencies, 0.50),
                     "p99_ms": 1000 * percentile(latencies, 0.99),
                     "count": count,
+                    "pushes_per_s": frames / max(len(pushes.sockets), 1) / elapsed,
                 }
             )
     return results
@@ -204,8 +415,8 @@ class Watchers:
     """Sockets watching product 1, each read by a task of its own that notes when
     the change it waits for arrives."""
 
-    def __init__(self, url: str, proto: str) -> None:
-        self.url, self.proto = url, proto
+    def __init__(self, url: str, proto: str, users: int = 0) -> None:
+        self.url, self.proto, self.users = url, proto, users
         self.sockets: list = []
         self.tasks: list[asyncio.Task] = []
         self.value: int | None = None
@@ -214,18 +425,15 @@ class Watchers:
         self.stray = 0
 
     async def grow(self, total: int) -> None:
-        wanted = total - len(self.sockets)
-        limit = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-        async def one():
-            async with limit:
-                ws = await open_socket(self.url, self.proto)
-                if self.proto in SUBSCRIBE:
-                    frame = dict(SUBSCRIBE[self.proto], request_id="sub")
-                    await request(ws, self.proto, json.dumps(frame), "sub")
-                return ws
-
-        new = await asyncio.gather(*(one() for _ in range(wanted)))
+        new = await open_sockets(
+            self.url,
+            self.proto,
+            total - len(self.sockets),
+            users=self.users,
+            first=len(self.sockets),
+        )
+        if self.proto in SUBSCRIBE:
+            await ask_all(new, self.proto, SUBSCRIBE[self.proto])
         for ws in new:
             self.sockets.append(ws)
             self.tasks.append(asyncio.create_task(self.read(ws)))
@@ -271,7 +479,7 @@ class Watchers:
 
 
 async def run_fanout(opts: dict) -> dict:
-    watchers = Watchers(opts["url"], opts["proto"])
+    watchers = Watchers(opts["url"], opts["proto"], opts.get("users", 0))
     values = itertools.count(int(time.time()) % 1_000_000 * 1000)
     results: dict[str, list] = {}
     try:
@@ -290,7 +498,7 @@ async def run_fanout(opts: dict) -> dict:
 
 # -- sustained changes -----------------------------------------------------------
 
-LIST = {"event": f"{STREAM}.list", "data": {}, "request_id": "list"}
+LIST = {"event": f"{STREAM}.list", "data": {}}
 #: How long after the last commit every watcher may take to have the last state.
 DRAIN_TIMEOUT = 20.0
 
@@ -322,10 +530,7 @@ async def run_changes(opts: dict) -> dict:
     tasks = []
     try:
         if proto == "binding":
-            list_frame = json.dumps(LIST)
-            await asyncio.gather(
-                *(request(ws, proto, list_frame, "list") for ws in sockets)
-            )
+            await ask_all(sockets, proto, LIST)
         for ws, pushes, state in zip(sockets, got, latest, strict=True):
             tasks.append(asyncio.create_task(read(ws, pushes, state)))
         await asyncio.sleep(0.5)  # let the server settle after the connects
@@ -515,7 +720,7 @@ async def run_idle(opts: dict) -> dict:
 
 
 CASES = {
-    "retrieve": run_retrieve,
+    "requests": run_requests,
     "fanout": run_fanout,
     "changes": run_changes,
     "idle": run_idle,
@@ -523,8 +728,8 @@ CASES = {
 
 
 def main() -> None:
-    raise_fd_limit()
     case, opts = sys.argv[1], json.loads(sys.argv[2])
+    raise_fd_limit(opts.get("files", 0))
     result = asyncio.run(asyncio.wait_for(CASES[case](opts), opts["timeout"]))
     json.dump(result, sys.stdout)
 

@@ -30,7 +30,8 @@ from django.utils.module_loading import import_string  # noqa: E402
 CATALOG = "bench.project.catalog"
 STACKS = {
     "binding": "channels_binding.consumers.AsyncConsumer",
-    "hand": f"{CATALOG}.plain.HandRetrieveConsumer",
+    "users": "channels_binding.consumers.AsyncConsumer",
+    "hand": f"{CATALOG}.plain.HandConsumer",
     "echo": f"{CATALOG}.plain.EchoConsumer",
     "idle": f"{CATALOG}.plain.IdleConsumer",
     "groupsend": f"{CATALOG}.groupsend.GroupWatcherConsumer",

@@ -1,6 +1,8 @@
 """Settings of the benchmark project; the environment says what to serve.
 
-``BENCH_STACK``  the websocket consumer under test (see :mod:`bench.project.asgi`)
+``BENCH_STACK``  the websocket consumer under test (see :mod:`bench.project.asgi`);
+                 ``binding`` and ``users`` install channels-binding, ``users``
+                 with the per-user binding of :mod:`.catalog.peruser`
 ``BENCH_DB``     the SQLite file, shared by every server of one run
 ``BENCH_REDIS_URL``  use channels_redis' ``RedisChannelLayer`` instead of the
                  in-memory layer
@@ -28,10 +30,12 @@ INSTALLED_APPS = [
     "channels",
     "bench.project.catalog",
 ]
-# Only the channels-binding stack loads the library: its signal receivers then run
+# Only the channels-binding stacks load the library: its signal receivers then run
 # in no other stack's measurements.
-if STACK == "binding":
+if STACK in ("binding", "users"):
     INSTALLED_APPS.append("channels_binding")
+if STACK == "users":
+    CHANNELS_BINDING = {"BINDINGS_MODULES": ["bench.project.catalog.peruser"]}
 
 MIDDLEWARE = []
 
