@@ -25,7 +25,7 @@ SYSTEM_DEPS += chromium:chromium
 SYSTEM_PACKAGES = $(foreach dep,$(SYSTEM_DEPS),$(lastword $(subst :, ,$(dep))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps lint docs test test-js demo bench bench-micro stress clean distclean
+.PHONY: help venv system-deps lint docs test test-js node-deps demo bench bench-micro stress clean distclean
 
 help:
 	@echo "make demo         serve the demo on http://$(HOST):$(PORT)/ (PORT=... to change)"
@@ -74,16 +74,32 @@ docs: venv
 test: venv system-deps lint docs test-js
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The JavaScript client's unit tests: Node's built-in test runner, no npm package.
-test-js:
-	@command -v node >/dev/null 2>&1 || { \
-		echo "error: node is not on PATH; the JavaScript client's tests need Node.js 20.19 or later." >&2; \
-		echo "Install it, e.g.: sudo apt-get install -y nodejs" >&2; \
+# The JavaScript client's tests: its unit tests under Node's built-in test runner
+# (tests/js/), its npm package imported by name (tests/ts/), and its TypeScript
+# declarations checked by tsc over a typed example, as Node and as bundlers resolve it.
+TS_DIR = tests/ts
+NODE_STAMP = $(TS_DIR)/node_modules/.channels-binding-installed
+TSC = $(TS_DIR)/node_modules/.bin/tsc
+
+test-js: node-deps
+	node --test tests/js/ $(TS_DIR)/
+	$(TSC) -p $(TS_DIR)/tsconfig.json
+	$(TSC) -p $(TS_DIR)/tsconfig.bundler.json
+
+# The pinned TypeScript of tests/ts/package-lock.json, and the client linked by its
+# package name, installed into tests/ts/node_modules from the npm registry.
+node-deps: $(NODE_STAMP)
+
+$(NODE_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json channels_binding/static/channels_binding/package.json
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		echo "error: node or npm is not on PATH; the JavaScript client's tests need Node.js 20.19 or later and npm." >&2; \
+		echo "Install them, e.g.: sudo apt-get install -y nodejs npm" >&2; \
 		exit 1; }
 	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' || { \
 		echo "error: node $$(node --version) is too old; the JavaScript client's tests need 20.19 or later." >&2; \
 		exit 1; }
-	node --test tests/js/
+	cd $(TS_DIR) && npm ci --no-audit --no-fund
+	touch $@
 
 # The benchmark (docs/benchmarks.rst): real servers on 127.0.0.1, under 10 minutes.
 # Its comparison libraries are a separate extra, installed once per setup.py.
@@ -161,4 +177,4 @@ clean:
 	find channels_binding tests demo -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(TS_DIR)/node_modules
