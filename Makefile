@@ -25,7 +25,7 @@ SYSTEM_DEPS += chromium:chromium
 SYSTEM_PACKAGES = $(foreach dep,$(SYSTEM_DEPS),$(lastword $(subst :, ,$(dep))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps lint docs test test-js node-deps demo bench bench-micro stress clean distclean
+.PHONY: help venv system-deps dist lint docs test test-js node-deps demo bench bench-micro stress clean distclean
 
 help:
 	@echo "make demo         serve the demo on http://$(HOST):$(PORT)/ (PORT=... to change)"
@@ -33,6 +33,7 @@ help:
 	@echo "make test         lint, then run the test suite"
 	@echo "make lint         ruff check and ruff format --check"
 	@echo "make docs         build the documentation (warnings are errors)"
+	@echo "make dist         build the sdist and the wheel into dist/ and twine-check them"
 	@echo "make bench        benchmark against Channels and DCRF (~8 min; docs/benchmarks.rst)"
 	@echo "make bench-micro  in-process timings of serializing, retrieving, fan-out (~10 s)"
 	@echo "make stress       the long stress runs: 3,000 writes each, watchers vs fresh reads (~5 min)"
@@ -63,6 +64,12 @@ system-deps:
 	echo "Installing system packages:$$missing"; \
 	apt-get update && \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing
+
+# The sdist and the wheel (built from the sdist) in dist/, checked by twine.
+dist: venv
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
 
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 HERE = Path(__file__).parent
 
@@ -15,9 +15,10 @@ setup(
     long_description_content_type="text/x-rst",
     license="MIT",
     license_files=["LICENSE"],
-    packages=find_packages(include=["channels_binding", "channels_binding.*"]),
+    # Namespace packages, so that channels_binding/static/ (data files only) is part
+    # of the package as the folder it is; MANIFEST.in names the files to ship.
+    packages=find_namespace_packages(include=["channels_binding", "channels_binding.*"]),
     include_package_data=True,
-    package_data={"channels_binding": ["py.typed", "static/channels_binding/*"]},
     python_requires=">=3.10",
     install_requires=[
         "Django>=5.2",
@@ -42,6 +43,10 @@ setup(
             "sphinx>=7",
             "uvicorn>=0.30",
             "playwright>=1.45",
+            # tests/test_packaging.py, tests/test_asyncapi.py
+            "build>=1.2",
+            "twine>=5",
+            "jsonschema>=4.18",
         ],
         # make bench: the comparison servers and the load client.
         "bench": [
