@@ -25,12 +25,13 @@ SYSTEM_DEPS += chromium:chromium
 SYSTEM_PACKAGES = $(foreach dep,$(SYSTEM_DEPS),$(lastword $(subst :, ,$(dep))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps dist lint docs test test-js node-deps demo bench bench-micro stress clean distclean
+.PHONY: help venv system-deps dist lint docs test test-js test-matrix node-deps demo bench bench-micro stress clean distclean
 
 help:
 	@echo "make demo         serve the demo on http://$(HOST):$(PORT)/ (PORT=... to change)"
 	@echo "make demo REDIS=1 the same over channels_redis, with a redis-server it starts"
 	@echo "make test         lint, then run the test suite"
+	@echo "make test-matrix  the suite on Python 3.10-3.13 x Django 5.2/6.0/6.1 (nox; slow)"
 	@echo "make lint         ruff check and ruff format --check"
 	@echo "make docs         build the documentation (warnings are errors)"
 	@echo "make dist         build the sdist and the wheel into dist/ and twine-check them"
@@ -106,6 +107,20 @@ $(NODE_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json channels_bindi
 		echo "error: node $$(node --version) is too old; the JavaScript client's tests need 20.19 or later." >&2; \
 		exit 1; }
 	cd $(TS_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
+# The version matrix (noxfile.py): the suite without its slow tests on Python
+# 3.10-3.13 x Django 5.2, 6.0, 6.1 (the combinations Django supports), then with
+# the lowest versions setup.py allows; one session at a time, each in its own
+# virtualenv under .nox/. NOX_ARGS="-s lowest", NOX_ARGS="-p 3.12" for fewer.
+MATRIX_STAMP = $(VENV)/.channels-binding-matrix-installed
+NOX_ARGS ?=
+
+test-matrix: venv $(MATRIX_STAMP)
+	$(BIN)/nox $(NOX_ARGS)
+
+$(MATRIX_STAMP): setup.py $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,matrix]'
 	touch $@
 
 # The benchmark (docs/benchmarks.rst): real servers on 127.0.0.1, under 10 minutes.
@@ -184,4 +199,4 @@ clean:
 	find channels_binding tests demo -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(TS_DIR)/node_modules
+	rm -rf $(VENV) $(TS_DIR)/node_modules .nox
