@@ -15,7 +15,7 @@ REDIS_PORT ?=
 BIN = $(abspath $(VENV))/bin
 # Reinstall only when setup.py (the dependency list) changes.
 STAMP = $(VENV)/.channels-binding-installed
-LINT_PATHS = channels_binding tests demo bench
+LINT_PATHS = channels_binding tests demo bench noxfile.py
 
 # Debian packages the test suite needs, as "command:package": the command that must
 # be on PATH, and the package that provides it. Add one `SYSTEM_DEPS +=` line each.
