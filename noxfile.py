@@ -81,7 +81,7 @@ def tests(session: nox.Session, django: str) -> None:
     if running < needed:
         session.skip(
             f"Django {django} needs Python {needed[0]}.{needed[1]} or later, "
-            f"not {session.python}: not a supported combination."
+            f"not {session.python}: not a supported combination"
         )
     session.install("-e", ".[test]", f"Django=={django}.*")
     _versions(session)
