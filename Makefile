@@ -15,7 +15,7 @@ REDIS_PORT ?=
 BIN = $(abspath $(VENV))/bin
 # Reinstall only when setup.py (the dependency list) changes.
 STAMP = $(VENV)/.channels-binding-installed
-LINT_PATHS = channels_binding tests demo bench
+LINT_PATHS = channels_binding tests demo bench noxfile.py
 
 # Debian packages the test suite needs, as "command:package": the command that must
 # be on PATH, and the package that provides it. Add one `SYSTEM_DEPS +=` line each.
@@ -25,14 +25,16 @@ SYSTEM_DEPS += chromium:chromium
 SYSTEM_PACKAGES = $(foreach dep,$(SYSTEM_DEPS),$(lastword $(subst :, ,$(dep))))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv system-deps lint docs test test-js demo bench bench-micro stress clean distclean
+.PHONY: help venv system-deps dist lint docs test test-js test-matrix node-deps demo bench bench-micro stress clean distclean
 
 help:
 	@echo "make demo         serve the demo on http://$(HOST):$(PORT)/ (PORT=... to change)"
 	@echo "make demo REDIS=1 the same over channels_redis, with a redis-server it starts"
 	@echo "make test         lint, then run the test suite"
+	@echo "make test-matrix  the suite on Python 3.10-3.13 x Django 5.2/6.0/6.1 (nox; slow)"
 	@echo "make lint         ruff check and ruff format --check"
 	@echo "make docs         build the documentation (warnings are errors)"
+	@echo "make dist         build the sdist and the wheel into dist/ and twine-check them"
 	@echo "make bench        benchmark against Channels, DRF and DCRF (~9 min; docs/benchmarks.rst)"
 	@echo "make bench-micro  in-process timings of serializing, retrieving, fan-out (~10 s)"
 	@echo "make stress       the long stress runs: 3,000 writes each, watchers vs fresh reads (~5 min)"
@@ -64,6 +66,12 @@ system-deps:
 	apt-get update && \
 	DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing
 
+# The sdist and the wheel (built from the sdist) in dist/, checked by twine.
+dist: venv
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
 lint: venv
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
@@ -74,16 +82,46 @@ docs: venv
 test: venv system-deps lint docs test-js
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The JavaScript client's unit tests: Node's built-in test runner, no npm package.
-test-js:
-	@command -v node >/dev/null 2>&1 || { \
-		echo "error: node is not on PATH; the JavaScript client's tests need Node.js 20.19 or later." >&2; \
-		echo "Install it, e.g.: sudo apt-get install -y nodejs" >&2; \
+# The JavaScript client's tests: its unit tests under Node's built-in test runner
+# (tests/js/), its npm package imported by name (tests/ts/), and its TypeScript
+# declarations checked by tsc over a typed example, as Node and as bundlers resolve it.
+TS_DIR = tests/ts
+NODE_STAMP = $(TS_DIR)/node_modules/.channels-binding-installed
+TSC = $(TS_DIR)/node_modules/.bin/tsc
+
+test-js: node-deps
+	node --test tests/js/ $(TS_DIR)/
+	$(TSC) -p $(TS_DIR)/tsconfig.json
+	$(TSC) -p $(TS_DIR)/tsconfig.bundler.json
+
+# The pinned TypeScript of tests/ts/package-lock.json, and the client linked by its
+# package name, installed into tests/ts/node_modules from the npm registry.
+node-deps: $(NODE_STAMP)
+
+$(NODE_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json channels_binding/static/channels_binding/package.json
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || { \
+		echo "error: node or npm is not on PATH; the JavaScript client's tests need Node.js 20.19 or later and npm." >&2; \
+		echo "Install them, e.g.: sudo apt-get install -y nodejs npm" >&2; \
 		exit 1; }
 	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' || { \
 		echo "error: node $$(node --version) is too old; the JavaScript client's tests need 20.19 or later." >&2; \
 		exit 1; }
-	node --test tests/js/
+	cd $(TS_DIR) && npm ci --no-audit --no-fund
+	touch $@
+
+# The version matrix (noxfile.py): the suite without its slow tests on Python
+# 3.10-3.13 x Django 5.2, 6.0, 6.1 (the combinations Django supports), then with
+# the lowest versions setup.py allows; one session at a time, each in its own
+# virtualenv under .nox/. NOX_ARGS="-s lowest", NOX_ARGS="-p 3.12" for fewer.
+MATRIX_STAMP = $(VENV)/.channels-binding-matrix-installed
+NOX_ARGS ?=
+
+test-matrix: venv $(MATRIX_STAMP)
+	$(BIN)/nox $(NOX_ARGS)
+
+$(MATRIX_STAMP): setup.py $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,matrix]'
+	touch $@
 
 # The benchmark (docs/benchmarks.rst): real servers on 127.0.0.1, under 10 minutes.
 # Its comparison libraries are a separate extra, installed once per setup.py.
@@ -161,4 +199,4 @@ clean:
 	find channels_binding tests demo -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(TS_DIR)/node_modules .nox

@@ -124,7 +124,8 @@ async def aclients(
 
 
 #: Checks channel names by Channels' rules, whatever the layer (not every layer
-#: has ``require_valid_channel_name``: channels_redis' pub/sub layer has not).
+#: checks names: channels_redis' pub/sub layer does not). ``valid_channel_names``
+#: is the check that Channels 4.1 to 4.3 all have, without a deprecation warning.
 _NAMES = BaseChannelLayer()
 
 
@@ -134,7 +135,7 @@ def _hub_channel(client_id: Any) -> str:
         hub, dot, local = client_id.rpartition(".")
         if dot and local.isalnum():
             try:
-                if _NAMES.require_valid_channel_name(hub):
+                if _NAMES.valid_channel_names([hub]):
                     return hub
             except TypeError:
                 pass

@@ -11,6 +11,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .settings import binding_settings
+
+#: How ``bindings`` and ``bindings --asyncapi`` write DRF's composed permissions.
+OPERATORS = {"AND": "&", "OR": "|"}
+
 #: Channel names: what a group name can carry, short enough to log.
 CHANNEL_NAME = re.compile(r"^[A-Za-z0-9_\-.:]{1,64}$")
 
@@ -40,3 +45,35 @@ class ConnectionPermission:
         if kind == "channels":
             return target in connection.channels
         return True
+
+
+def event_permission_classes(binding: type, handler_name: str) -> list:
+    """The permission classes of one event of a binding class, in the order of
+    precedence of ``GenericBinding.get_permissions()``."""
+    handler = getattr(binding, handler_name)
+    action_name = getattr(handler, "binding_event", handler_name)
+    for classes in (
+        getattr(handler, "binding_permission_classes", None),
+        binding.permission_classes_by_action.get(action_name),
+        binding.permission_classes,
+    ):
+        if classes is not None:
+            return list(classes)
+    return list(binding_settings.DEFAULT_PERMISSION_CLASSES)
+
+
+def permission_name(permission: Any) -> str:
+    """A permission class's dotted path; DRF's composed permissions
+    (``IsAuthenticated & IsAdminUser``, ``~IsAdminUser``) are written out."""
+    operator = getattr(permission, "operator_class", None)
+    if operator is not None and hasattr(permission, "op2_class"):
+        symbol = OPERATORS.get(operator.__name__, operator.__name__)
+        first = permission_name(permission.op1_class)
+        second = permission_name(permission.op2_class)
+        return f"({first} {symbol} {second})"
+    if operator is not None and hasattr(permission, "op1_class"):
+        return f"~{permission_name(permission.op1_class)}"
+    qualname = getattr(permission, "__qualname__", None)
+    if qualname is None:
+        return repr(permission)
+    return f"{permission.__module__}.{qualname}"

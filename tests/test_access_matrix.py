@@ -46,7 +46,7 @@ ROOT = {"BINDINGS_MODULES": ["tests.root_bindings"]}
 ALICE, BOB, STAFF = 101, 102, 103
 PRODUCT, CATEGORY, TAG = 11, 21, 31
 ALICE_NOTE, BOB_NOTE, STAFF_NOTE = 41, 42, 43
-CREATED = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+CREATED = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 IDENTITIES = ("anonymous", "owner", "other", "staff")
 USERS = {"owner": ALICE, "other": BOB, "staff": STAFF}
 NAMES = {"owner": "alice", "other": "bob", "staff": "staff"}

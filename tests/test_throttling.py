@@ -386,9 +386,11 @@ def gate():
 
 
 async def until(condition, timeout=3):
-    async with asyncio.timeout(timeout):
+    async def wait():
         while not condition():
             await asyncio.sleep(0.005)
+
+    await asyncio.wait_for(wait(), timeout)  # asyncio.timeout() is Python 3.11+
 
 
 async def test_max_concurrent_requests_bounds_handlers_in_flight(communicator, gate):

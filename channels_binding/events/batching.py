@@ -77,9 +77,9 @@ class Batcher:
         if self.task is None:
             # In a context of its own, as the hub's tasks: the trips must not run
             # in, or change, the context of the request that happened to start them.
-            self.task = self.loop.create_task(
-                self._drain(), context=contextvars.Context()
-            )
+            # (A task copies the context it is created in; create_task(context=)
+            # is Python 3.11+.)
+            self.task = contextvars.Context().run(self.loop.create_task, self._drain())
         return future
 
     async def _drain(self) -> None:

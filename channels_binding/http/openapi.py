@@ -15,14 +15,14 @@ from django.conf import settings
 from django.http import HttpResponse
 from rest_framework import authentication
 
-from .. import __version__, filters
+from .. import __version__
 from ..bindings import BUILTIN_ACTIONS, GenericBinding
 from ..registry import registry
+from ..schema import OBJECT, error_frame, event_schema, filter_keys, reply_frame
 from .views import LIST_LOOKUPS, BindingAPIView, http_authentication_classes
 
 REPLY = {"$ref": "#/components/schemas/Reply"}
 ERROR = {"$ref": "#/components/schemas/Error"}
-OBJECT = {"type": "object", "additionalProperties": True}
 
 
 def _operation(binding: type[GenericBinding], name: str, summary: str, **extra):
@@ -59,12 +59,6 @@ def _query(name: str, description: str, schema: dict | None = None) -> dict:
     }
 
 
-def _filter_keys(binding: type[GenericBinding]) -> list[str]:
-    if binding.filterset_class is not None:
-        return list(binding.filterset_class.base_filters)
-    return list(filters.declared_filters(binding))
-
-
 def _list_parameters(binding: type[GenericBinding]) -> list[dict]:
     integer = {"type": "integer", "minimum": 1}
     ordering = ", ".join(binding.ordering_fields) or "none"
@@ -75,7 +69,7 @@ def _list_parameters(binding: type[GenericBinding]) -> list[dict]:
         _query("ordering", f"Comma-separated fields, `-` for descending: {ordering}."),
         _query("query", f"Makes the list a `search` over: {search}."),
     ]
-    for key in _filter_keys(binding):
+    for key in filter_keys(binding):
         split = " (comma-separated)" if key.endswith(LIST_LOOKUPS) else ""
         parameters.append(_query(key, f"Filter `{key}`{split}."))
     return parameters
@@ -200,32 +194,8 @@ def document(base: str = "/") -> dict[str, Any]:
         "components": {
             "schemas": {
                 "Frame": frame,
-                "Reply": {
-                    "type": "object",
-                    "required": ["event", "data"],
-                    "properties": {
-                        "event": {"type": "string"},
-                        "data": {},
-                        "request_id": {},
-                    },
-                },
-                "Error": {
-                    "type": "object",
-                    "required": ["event", "error"],
-                    "properties": {
-                        "event": {"type": ["string", "null"]},
-                        "error": {
-                            "type": "object",
-                            "required": ["status", "code", "detail"],
-                            "properties": {
-                                "status": {"type": "integer"},
-                                "code": {"type": "string"},
-                                "detail": {"type": ["string", "object"]},
-                            },
-                        },
-                        "request_id": {},
-                    },
-                },
+                "Reply": reply_frame(event_schema(), {}),
+                "Error": error_frame(),
             },
             "securitySchemes": schemes,
         },
