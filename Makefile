@@ -15,6 +15,7 @@ REDIS_PORT ?=
 BIN = $(abspath $(VENV))/bin
 # Reinstall only when setup.py (the dependency list) changes.
 STAMP = $(VENV)/.channels-binding-installed
+BENCH_STAMP = $(VENV)/.channels-binding-bench-installed
 LINT_PATHS = channels_binding tests demo bench noxfile.py
 
 # Debian packages the test suite needs, as "command:package": the command that must
@@ -79,7 +80,9 @@ lint: venv
 docs: venv
 	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
 
-test: venv system-deps lint docs test-js
+# The bench extra too: tests/test_bench.py runs each section briefly, DCRF's stacks
+# included.
+test: venv system-deps $(BENCH_STAMP) lint docs test-js
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The JavaScript client's tests: its unit tests under Node's built-in test runner
@@ -124,8 +127,8 @@ $(MATRIX_STAMP): setup.py $(STAMP)
 	touch $@
 
 # The benchmark (docs/benchmarks.rst): real servers on 127.0.0.1, under 10 minutes.
-# Its comparison libraries are a separate extra, installed once per setup.py.
-BENCH_STAMP = $(VENV)/.channels-binding-bench-installed
+# Its comparison libraries are a separate extra, installed once per setup.py
+# (BENCH_STAMP, defined at the top: make test needs it too).
 BENCH_ARGS ?=
 
 bench: venv system-deps $(BENCH_STAMP)
