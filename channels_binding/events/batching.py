@@ -18,7 +18,9 @@ rows (equal :meth:`~.bindings.GenericBinding.shared_rows_key` and context
 variables) are read with one ``pk__in`` query instead of one query each;
 permissions are checked per request first, and per object after, exactly as for a
 lone retrieve. Any other request between them ends the run, so a read never
-overtakes a write sent before it.
+overtakes a write sent before it. Consecutive identical lists and searches that
+see the same rows (:meth:`~.bindings.GenericBinding.can_share_page`) read, count
+and serialize their page once (:func:`share_pages`).
 
 Sharing a trip changes nothing else a request can see: each runs in its own
 request task's context (context variables, the active language and time zone),
