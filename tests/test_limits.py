@@ -15,7 +15,6 @@ limits allow; the process may grow by 64 MiB at most, and another user's list
 watcher must still get an ORM save's push within half a second.
 """
 
-import asyncio
 import json
 import time
 
@@ -33,6 +32,7 @@ from channels_binding.settings import DEFAULTS
 from tests.servers import asgi_process, django_admin, redis_server, server_env
 from tests.shop.models import Category, Product
 from tests.test_live import make_product, next_push, orm, save
+from tests.test_multiprocess import receive, request
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -602,18 +602,8 @@ def rss(pid):
     raise AssertionError("no VmRSS")
 
 
-async def frame(websocket, timeout=30):
-    return json.loads(await asyncio.wait_for(websocket.recv(), timeout))
-
-
-async def ask(websocket, event, data, request_id):
-    await websocket.send(
-        json.dumps({"event": event, "data": data, "request_id": request_id})
-    )
-    while True:
-        reply = await frame(websocket)
-        if reply.get("request_id") == request_id:
-            return reply
+#: The attack's frames are large and its reads slow: 30 s for each answer.
+TIMEOUT = 30
 
 
 def huge(n):
@@ -654,16 +644,24 @@ async def test_one_socket_at_every_limit_leaves_other_watchers_fast(tmp_path):
                 connect(url, additional_headers=cookie) as watcher,
                 connect(url, max_size=None) as attacker,
             ):
-                assert (await frame(watcher))["data"]["authenticated"] is True
-                assert (await frame(attacker))["data"]["authenticated"] is False
-                listed = await ask(watcher, "shop.Product.list#all", {}, 1)
+                assert (await receive(watcher, TIMEOUT))["data"][
+                    "authenticated"
+                ] is True
+                assert (await receive(attacker, TIMEOUT))["data"][
+                    "authenticated"
+                ] is False
+                listed = await request(watcher, "shop.Product.list#all", {}, 1, TIMEOUT)
                 assert listed["data"]["count"] == 30
                 before = rss(process.pid)
 
                 # 300 searches with distinct hashes and 900 KB queries
                 for n in range(300):
-                    reply = await ask(
-                        attacker, f"shop.Product.search#h{n}", {"query": huge(n)}, n
+                    reply = await request(
+                        attacker,
+                        f"shop.Product.search#h{n}",
+                        {"query": huge(n)},
+                        n,
+                        TIMEOUT,
                     )
                     assert reply["error"]["status"] == 400, reply
 
@@ -671,7 +669,9 @@ async def test_one_socket_at_every_limit_leaves_other_watchers_fast(tmp_path):
                 limit = DEFAULTS["ANONYMOUS_MAX_COLLECTION_WATCHES"]
                 for n in range(limit + 1):
                     event = "shop.Product.search#" + f"w{n}".ljust(4000, "w")
-                    reply = await ask(attacker, event, heavy_watch(n), 1000 + n)
+                    reply = await request(
+                        attacker, event, heavy_watch(n), 1000 + n, TIMEOUT
+                    )
                     if n < limit:
                         assert "error" not in reply, reply
                     else:
@@ -681,7 +681,9 @@ async def test_one_socket_at_every_limit_leaves_other_watchers_fast(tmp_path):
                 for n in range(1000):
                     tag = f"{n}".ljust(4000, "t")
                     event = f"shop.Product.subscribe#{tag}"
-                    reply = await ask(attacker, event, {"id": int(pk)}, 10_000 + n)
+                    reply = await request(
+                        attacker, event, {"id": int(pk)}, 10_000 + n, TIMEOUT
+                    )
                     if "error" in reply:
                         assert reply["error"]["code"] == "too_large", reply
                         break
@@ -703,7 +705,7 @@ async def test_one_socket_at_every_limit_leaves_other_watchers_fast(tmp_path):
                     )
                 statuses = set()
                 for _ in range(100):
-                    statuses.add((await frame(attacker))["error"]["status"])
+                    statuses.add((await receive(attacker, TIMEOUT))["error"]["status"])
                 assert statuses <= {400, 429}, statuses
                 grown = rss(process.pid) - before
 
@@ -711,7 +713,7 @@ async def test_one_socket_at_every_limit_leaves_other_watchers_fast(tmp_path):
                 script = SAVE.format(pk=pk)
                 output = await sync_to_async(django_admin)(env, "shell", "-c", script)
                 while True:
-                    push = await frame(watcher)
+                    push = await receive(watcher, TIMEOUT)
                     if push.get("event") == "shop.Product.retrieve#all":
                         received = time.time()
                         break

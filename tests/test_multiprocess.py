@@ -62,12 +62,12 @@ async def receive(websocket, timeout=5):
     return json.loads(await asyncio.wait_for(websocket.recv(), timeout))
 
 
-async def request(websocket, event, data, request_id):
+async def request(websocket, event, data, request_id, timeout=5):
     await websocket.send(
         json.dumps({"event": event, "data": data, "request_id": request_id})
     )
     while True:
-        frame = await receive(websocket)
+        frame = await receive(websocket, timeout)
         if frame.get("request_id") == request_id:
             return frame
 
