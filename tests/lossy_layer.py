@@ -53,7 +53,10 @@ class _Loss:
         return True
 
 
-class LossyRedisChannelLayer(RedisChannelLayer):
+class _Lossy:
+    """What the three lossy layers add to theirs: ``group_send`` drops what
+    ``_Loss`` picks, and sends the rest with :meth:`_group_send`."""
+
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.loss = _Loss()
@@ -61,28 +64,22 @@ class LossyRedisChannelLayer(RedisChannelLayer):
     async def group_send(self, group, message):
         if self.loss.drops(message):
             return
+        await self._group_send(group, message)
+
+    async def _group_send(self, group, message):
         await super().group_send(group, message)
 
 
-class LossyRedisPubSubChannelLayer(RedisPubSubChannelLayer):
+class LossyRedisChannelLayer(_Lossy, RedisChannelLayer):
+    pass
+
+
+class LossyRedisPubSubChannelLayer(_Lossy, RedisPubSubChannelLayer):
     # RedisPubSubChannelLayer answers group_send through __getattr__ (one layer per
     # event loop), so there is no class attribute for super() to find.
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.loss = _Loss()
-
-    async def group_send(self, group, message):
-        if self.loss.drops(message):
-            return
+    async def _group_send(self, group, message):
         await self._get_layer().group_send(group, message)
 
 
-class LossyInMemoryChannelLayer(InMemoryChannelLayer):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.loss = _Loss()
-
-    async def group_send(self, group, message):
-        if self.loss.drops(message):
-            return
-        await super().group_send(group, message)
+class LossyInMemoryChannelLayer(_Lossy, InMemoryChannelLayer):
+    pass
