@@ -57,8 +57,14 @@ def django_admin(env: dict, *args: str) -> str:
     """
     if args and args[0] == "shell":
         args = ("shell", "-v", "0", *args[1:])
+    return run_module(env, "django", *args)
+
+
+def run_module(env: dict, module: str, *args: str) -> str:
+    """Run ``python -m <module> <args>`` in ``env``; return its output, or raise
+    with its stderr if it fails."""
     result = subprocess.run(
-        [sys.executable, "-m", "django", *args],
+        [sys.executable, "-m", module, *args],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -66,7 +72,7 @@ def django_admin(env: dict, *args: str) -> str:
         timeout=120,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"django {' '.join(args)} failed:\n{result.stderr}")
+        raise RuntimeError(f"{module} {' '.join(args)} failed:\n{result.stderr}")
     return result.stdout
 
 

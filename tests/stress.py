@@ -77,6 +77,7 @@ from tests.servers import (
     ROOT,
     daphne,
     free_port,
+    run_module,
     server_env,
     start_redis,
 )
@@ -313,17 +314,7 @@ class Cluster:
 
     def _manage(self, *args: str) -> str:
         """Run ``python -m tests.stress_orm <args>``; return its output."""
-        result = subprocess.run(
-            [sys.executable, "-m", "tests.stress_orm", *args],
-            env=self.env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"stress_orm {' '.join(args)} failed:\n{result.stderr}")
-        return result.stdout
+        return run_module(self.env, "tests.stress_orm", *args)
 
     def kill_redis(self) -> None:
         if self.redis is not None:
