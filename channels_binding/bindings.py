@@ -87,6 +87,11 @@ def bind(
     return decorator
 
 
+#: The default handlers of the actions whose pages may be shared (see
+#: ``GenericBinding.can_share_page``).
+PAGE_HANDLERS = {"list": mixins.ListMixin.list, "search": mixins.SearchMixin.search}
+
+
 class GenericBinding(LiveMixin):
     """Everything a binding needs except the actions (see :mod:`.mixins`)."""
 
@@ -401,13 +406,8 @@ class GenericBinding(LiveMixin):
             self.action == "retrieve"
             and self.lookup_field in ("pk", self.model._meta.pk.name)
             and cls.get_object is GenericBinding.get_object
-            and cls.run is GenericBinding.run
-            and cls.initial is GenericBinding.initial
             and getattr(cls, "retrieve", None) is mixins.RetrieveMixin.retrieve
-            and (
-                cls.get_queryset is GenericBinding.get_queryset
-                or cls.get_visibility_key is not GenericBinding.get_visibility_key
-            )
+            and self._may_share_rows()
             # a get_queryset() may read other request data: such a request reads alone
             and all(key == "id" for key in self.request.data)
         )
@@ -424,20 +424,27 @@ class GenericBinding(LiveMixin):
         everybody or that says who sees the same rows. Identical: the same
         :meth:`shared_rows_key`, context variables and request data."""
         cls = type(self)
-        handler = {"list": "list", "search": "search"}.get(self.action)
+        handler = PAGE_HANDLERS.get(self.action)
         return (
             handler is not None
-            and getattr(cls, handler, None)
-            is getattr(
-                mixins.ListMixin if handler == "list" else mixins.SearchMixin, handler
-            )
-            and cls.run is GenericBinding.run
-            and cls.initial is GenericBinding.initial
+            and getattr(cls, self.action, None) is handler
             and cls.filter_queryset is GenericBinding.filter_queryset
             and cls.optimize_queryset is GenericBinding.optimize_queryset
             and cls.paginate_queryset is GenericBinding.paginate_queryset
             and cls.get_serializer is GenericBinding.get_serializer
             and cls.get_serializer_context is GenericBinding.get_serializer_context
+            and self._may_share_rows()
+        )
+
+    def _may_share_rows(self) -> bool:
+        """What shared reads and shared pages both need: the default ``run`` and
+        ``initial``, and rows the same for everybody (``get_queryset()`` not
+        overridden) or for those with an equal ``get_visibility_key()`` (when
+        the binding overrides it)."""
+        cls = type(self)
+        return (
+            cls.run is GenericBinding.run
+            and cls.initial is GenericBinding.initial
             and (
                 cls.get_queryset is GenericBinding.get_queryset
                 or cls.get_visibility_key is not GenericBinding.get_visibility_key
