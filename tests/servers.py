@@ -18,6 +18,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: Every server process started, with its log and when it started: a failing
+#: test's report shows the state and the end of the log of each one still running
+#: or started during that test (see tests/conftest.py).
+STARTED: list[tuple[Path, subprocess.Popen, float]] = []
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -129,6 +134,7 @@ def asgi_process(
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        STARTED.append((log_path, process, time.monotonic()))
         try:
             wait_for_port(port, process)
             yield port, process
