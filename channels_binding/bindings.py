@@ -514,6 +514,18 @@ class GenericBinding(LiveMixin):
             return ("serializer", serializer_class)
         return ("user", getattr(self.request.user, "pk", None))
 
+    def _rendering_key(self, visibility_key: Hashable) -> Hashable:
+        """Which watchers can share a row's serialization: everybody served by
+        the same serializer class when nothing the serializer reads depends on
+        the user, even if ``get_queryset()`` does (that decides which rows, not
+        how they look); else the watchers of the same visibility key. A binding
+        that overrides ``get_visibility_key()`` shares per its own key only."""
+        if type(self).get_visibility_key is GenericBinding.get_visibility_key:
+            serializer_class = _serializer_for_everybody(self, SHOWING_HOOKS)
+            if serializer_class is not None:
+                return ("serializer", serializer_class)
+        return visibility_key
+
     def get_push_queryset(self) -> QuerySet:
         """Where pushes read the rows that ``get_queryset()`` showed each watcher
         may see. Defaults to ``queryset`` or the model's manager; override it if
@@ -548,19 +560,24 @@ USER_HOOKS = (
     "get_serializer",
     "get_serializer_context",
 )
-_hooks_kept: dict[type, bool] = {}
+#: The hooks that decide how a row is shown, not which rows.
+SHOWING_HOOKS = USER_HOOKS[1:]
+_hooks_kept: dict[tuple, bool] = {}
 
 
-def _serializer_for_everybody(binding: GenericBinding) -> type | None:
+def _serializer_for_everybody(
+    binding: GenericBinding, hooks: tuple[str, ...] = USER_HOOKS
+) -> type | None:
     """The binding's serializer class if what it shows cannot depend on the user
     (see :meth:`GenericBinding.get_visibility_key`), else ``None``. The class is
     part of the key: a binding that picks its serializer class per user some other
-    way (a property, its ``__init__``) still never shares one user's frames."""
+    way (a property, its ``__init__``) still never shares one user's frames.
+    ``hooks`` are the overridable methods that must be the library's own."""
     cls = type(binding)
-    kept = _hooks_kept.get(cls)
+    kept = _hooks_kept.get((cls, hooks))
     if kept is None:
-        kept = _hooks_kept[cls] = all(
-            getattr(cls, hook) is getattr(GenericBinding, hook) for hook in USER_HOOKS
+        kept = _hooks_kept[cls, hooks] = all(
+            getattr(cls, hook) is getattr(GenericBinding, hook) for hook in hooks
         )
     if not kept:
         return None

@@ -95,12 +95,44 @@ def test_per_user_visibility_costs_the_same_for_1_and_50_users():
 
     one, frames_one = queries_for("shop.Note", pks, watchers(1))
     fifty, frames_fifty = queries_for("shop.Note", pks, watchers(50))
-    assert one == fifty == 2  # one union of 50 probes, one read of the rows
+    # one read of the rows: owner=user is decided from them (live/matching.py)
+    assert one == fifty == 1
     # each user is pushed exactly their own note, nobody else's
     assert len(frames_fifty) == 50
     for watcher, text in frames_fifty:
         frame = json.loads(text)
         assert frame["data"]["owner"] == watcher.user.pk
+    assert len(frames_one) == 1
+
+
+def test_per_user_visibility_through_a_join_is_probed_in_one_union():
+    class ByName(AsyncBinding):
+        model = Note
+        stream = "shop.byname"
+        fields = ["id", "text", "owner"]
+
+        def get_queryset(self):
+            return Note.objects.filter(owner__username=self.request.user.username)
+
+    people = users(50)
+    notes = [Note.objects.create(owner=user, text=user.username) for user in people]
+    pks = [note.pk for note in notes]
+    try:
+
+        def watchers(count):
+            return [
+                Subscription(Watcher(user), "shop.byname", None, filters={})
+                for user in people[:count]
+            ]
+
+        one, frames_one = queries_for("shop.byname", pks, watchers(1))
+        fifty, frames_fifty = queries_for("shop.byname", pks, watchers(50))
+    finally:
+        registry.unregister("shop.byname")
+    assert one == fifty == 2  # one union of 50 probes, one read of the rows
+    assert len(frames_fifty) == 50
+    for watcher, text in frames_fifty:
+        assert json.loads(text)["data"]["owner"] == watcher.user.pk
     assert len(frames_one) == 1
 
 
@@ -182,6 +214,33 @@ def test_watchers_of_one_key_share_one_frame_text():
     assert len({id(text) for text in texts}) == 2  # one per event, not per watcher
     events = sorted(json.loads(text)["event"] for text in texts)
     assert events == ["shop.Product.retrieve"] * 3 + ["shop.Product.retrieve#box"] * 3
+
+
+def test_per_user_keys_share_one_text_when_the_serializer_reads_only_the_row():
+    """get_queryset() per user decides which rows, not how they look: the
+    serializer reads only the object, so the row is serialized once for all."""
+    type(
+        "SharedWays",
+        (AsyncBinding,),
+        {
+            "model": Product,
+            "stream": "shop.ways",
+            "__module__": __name__,
+            "fields": ["id", "name"],
+            "get_queryset": every_product_per_user,
+        },
+    )
+    try:
+        product = Product.objects.create(name="p", price=1)
+        subs = [
+            Subscription(Watcher(person), "shop.ways", None, pk=product.pk)
+            for person in users(3)
+        ]
+        queries, frames = queries_for("shop.ways", [product.pk], subs)
+    finally:
+        registry.unregister("shop.ways")
+    texts = [text for _, text in frames]
+    assert len(texts) == 3 and len({id(text) for text in texts}) == 1
 
 
 class PublicProduct(serializers.ModelSerializer):
@@ -417,8 +476,9 @@ def test_which_serializers_read_only_the_object(serializer, same):
     ],
     ids=["serializer-per-user", "method-field"],
 )
-def test_a_push_is_serialized_for_each_user_when_the_output_may_differ(attrs):
-    product, data = pushed_to_plain_and_staff(attrs, staff_first=False)
+@pytest.mark.parametrize("queryset", ["default", "per-user"])
+def test_a_push_is_serialized_for_each_user_when_the_output_may_differ(attrs, queryset):
+    product, data = pushed_to_plain_and_staff(attrs, False, queryset)
     if "serializer_class" in attrs:
         assert data == {
             "user0": {"id": product.pk, "liked": True},
@@ -431,9 +491,17 @@ def test_a_push_is_serialized_for_each_user_when_the_output_may_differ(attrs):
         }
 
 
-def pushed_to_plain_and_staff(attrs, staff_first):
+def every_product_per_user(self):
+    """A get_queryset() of its own: one visibility key per user."""
+    return Product.objects.filter(pk__gte=0 if self.request.user else -1)
+
+
+def pushed_to_plain_and_staff(attrs, staff_first, queryset="default"):
     """A binding made of ``attrs`` on ``shop.ways``; the product and what a
-    plain user (user0) and a staff member (user1) watching it are pushed."""
+    plain user (user0) and a staff member (user1) watching it are pushed.
+    ``queryset="per-user"`` adds a get_queryset() of its own."""
+    if queryset == "per-user":
+        attrs = {"get_queryset": every_product_per_user, **attrs}
     type(
         "PerUserWays",
         (AsyncBinding,),
@@ -523,8 +591,11 @@ def fields_per_user(self):
     ],
 )
 @pytest.mark.parametrize("staff_first", [True, False])
-def test_serializers_chosen_or_trimmed_per_user_are_never_shared(attrs, staff_first):
-    product, data = pushed_to_plain_and_staff(attrs, staff_first)
+@pytest.mark.parametrize("queryset", ["default", "per-user"])
+def test_serializers_chosen_or_trimmed_per_user_are_never_shared(
+    attrs, staff_first, queryset
+):
+    product, data = pushed_to_plain_and_staff(attrs, staff_first, queryset)
     assert data == {
         "user0": {"id": product.pk, "name": "p"},
         "user1": {"id": product.pk, "name": "p", "description": "internal"},

@@ -3,7 +3,9 @@ probes) and what they contain (the read) come from one state of the database.
 
 The interleaving is forced: the probes run, then another thread, on its own
 database connection, gives bob's note to alice and edits it, then the rows are
-read. Before the fix the read showed alice's note to bob's watchers."""
+read. Before the fix the read showed alice's note to bob's watchers. Where the
+visibility is decided from the rows read (live/matching.py), the write comes
+after that read instead."""
 
 import asyncio
 import json
@@ -25,14 +27,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 class Interleaved:
-    """Wraps ``run_probes``: after the first probes, a write on another
-    connection, waited for briefly (SQLite may hold it until the push's read
-    is done)."""
+    """Wraps ``real`` (``run_probes`` or the read of the rows): after its first
+    call, a write on another connection, waited for briefly (SQLite may hold it
+    until the push's read is done)."""
 
-    def __init__(self, write):
+    def __init__(self, real, write):
         self.write = write
         self.thread = None
-        self.real = pushes.run_probes
+        self.real = real
 
     def __call__(self, *args, **kwargs):
         found = self.real(*args, **kwargs)
@@ -58,8 +60,9 @@ class Interleaved:
             connection.close()
 
 
+@pytest.mark.parametrize("decided", ["in SQL", "from the rows"])
 async def test_a_commit_between_the_probes_and_the_read_is_not_pushed(
-    communicator, monkeypatch, user, other_user
+    communicator, monkeypatch, user, other_user, decided
 ):
     alice, bob = user, other_user
     note = await orm(Note.objects.create, owner=bob, text="bob's")
@@ -68,8 +71,13 @@ async def test_a_commit_between_the_probes_and_the_read_is_not_pushed(
         # No signal: the second change is announced below, once it committed.
         Note.objects.filter(pk=note.pk).update(owner=alice, text="alice's now")
 
-    hook = Interleaved(give_to_alice)
-    monkeypatch.setattr(pushes, "run_probes", hook)
+    if decided == "in SQL":
+        monkeypatch.setattr(pushes.matching, "condition", lambda *args: None)
+        hook = Interleaved(pushes.run_probes, give_to_alice)
+        monkeypatch.setattr(pushes, "run_probes", hook)
+    else:
+        hook = Interleaved(pushes._Plan.fetch, give_to_alice)
+        monkeypatch.setattr(pushes._Plan, "fetch", lambda *args: hook(*args))
     async with communicator(bob) as ws:
         reply = await ws.request("shop.Note.list#list")
         assert [row["id"] for row in reply["data"]["rows"]] == [note.pk]
@@ -120,8 +128,10 @@ def test_a_probe_failing_in_the_database_does_not_stop_the_others(user, other_us
         fields = ["id", "text"]
 
         def get_queryset(self):
-            queryset = Note.objects.filter(owner=self.request.user.pk)
-            if self.request.user.username == "bob":
+            # through a join: probed in SQL (live/matching.py)
+            user = self.request.user
+            queryset = Note.objects.filter(owner__username=user.username)
+            if user.username == "bob":
                 return queryset.extra(where=["no_such_function(1) = 1"])
             return queryset
 

@@ -34,6 +34,7 @@ from django.db.models import IntegerField, Value
 from ..events import protocol
 from ..events.request import BindingRequest
 from ..registry import registry
+from . import matching
 from .snapshot import Snapshot, guarded
 from .subscriptions import Subscription, SubscriptionIndex, pk_key
 
@@ -62,6 +63,7 @@ class _Plan:
         self.keys = keys
         self.readers: dict[Any, Any] = {}  # consumer → binding, or None if refused
         self.vkeys: dict[int, Any] = {}  # id(reader) → its visibility key
+        self.renders: dict[int, Any] = {}  # id(reader) → its rendering key
         self.askers: dict[int, tuple] = {}  # id(reader) → who asks (see may_read)
         self.allowed: dict[tuple, bool] = {}
         self.texts: dict[tuple, str] = {}  # (event, vkey, key) → frame text
@@ -85,8 +87,9 @@ class _Plan:
                 binding = None
             if binding is not None:
                 try:
-                    self.vkeys[id(binding)] = binding.get_visibility_key()
-                    self.askers[id(binding)] = _asker(binding, self.vkeys[id(binding)])
+                    vkey = self.vkeys[id(binding)] = binding.get_visibility_key()
+                    self.askers[id(binding)] = _asker(binding, vkey)
+                    self.renders[id(binding)] = binding._rendering_key(vkey)
                 except Exception:
                     logger.exception("get_visibility_key() failed on %s", self.stream)
                     binding = None  # sees nothing: it only ever gets deletes
@@ -118,9 +121,7 @@ class _Plan:
         for queryset in [*probes.values(), rows]:
             if queryset is not None:  # a router may send some elsewhere
                 snapshot.cover(queryset.db)
-        visible = run_probes(probes, list(self.keys.values()))
-        shown = set().union(*visible.values()) if visible else set()
-        instances = self.fetch(rows, shown) if shown else {}
+        visible, instances = self.visibility(probes, rows)
         encoded: dict[tuple, str] = {}
         out: dict[Any, dict[str, str]] = defaultdict(dict)
         for sub, reader in subs:
@@ -131,16 +132,16 @@ class _Plan:
                     continue  # computed again once its reply is written
                 instance = instances.get(key)
                 if key in matched and instance and self.may_read(reader, instance):
-                    vkey = self.vkeys[id(reader)]
-                    if (vkey, key) not in encoded:
-                        encoded[vkey, key] = protocol.encode(
+                    render = self.renders[id(reader)]
+                    if (render, key) not in encoded:
+                        encoded[render, key] = protocol.encode(
                             reader.get_serializer(instance).data
                         )
                     event = sub.event("retrieve")
-                    text = self.texts.get((event, vkey, key))
+                    text = self.texts.get((event, render, key))
                     if text is None:
-                        text = self.texts[event, vkey, key] = _frame(
-                            event, encoded[vkey, key]
+                        text = self.texts[event, render, key] = _frame(
+                            event, encoded[render, key]
                         )
                     out[sub.consumer][event + "\0" + key] = text
                     sub.saw([instance.pk])
@@ -155,6 +156,34 @@ class _Plan:
             for consumer, frames in out.items()
             for text in frames.values()
         ]
+
+    def visibility(self, probes: dict[tuple, Any], rows) -> tuple[dict, dict]:
+        """``(visible, instances)``: the changed keys each probe contains, and
+        the rows shown (by key). Probes that :mod:`.matching` can decide are
+        answered from the changed rows, read first; the others in SQL."""
+        trees = {}
+        if rows is not None:
+            model = self.binding_class.model
+            for probe, queryset in probes.items():
+                if queryset.db == rows.db:
+                    tree = matching.condition(queryset, model)
+                    if tree is not None:
+                        trees[probe] = tree
+        visible: dict[tuple, set[str]] = {}
+        instances = self.fetch(rows, set(self.keys)) if trees else {}
+        for probe, tree in trees.items():
+            try:
+                visible[probe] = {
+                    key for key, row in instances.items() if matching.holds(tree, row)
+                }
+            except matching.Unsupported:
+                pass  # a column deferred or of another type: asked in SQL
+        asked = {probe: qs for probe, qs in probes.items() if probe not in visible}
+        visible.update(run_probes(asked, list(self.keys.values())))
+        if not trees:
+            shown = set().union(*visible.values()) if visible else set()
+            instances = self.fetch(rows, shown) if shown else {}
+        return visible, instances
 
     def probe_key(self, sub: Subscription, reader) -> tuple:
         vkey = self.vkeys[id(reader)]
