@@ -173,7 +173,8 @@ def read_serializer(
 ) -> serializers.BaseSerializer:
     """``cls(instance, context=context)``, made the quick way when the class
     allows :func:`reuse_fields`: a copy of an instance made once, with copies of
-    its fields."""
+    its fields, or with the fields themselves when none of them can tell
+    serializers apart (see :func:`_shared_fields`)."""
     template = _template(cls)
     if template is None:
         serializer = cls(instance, context=context)
@@ -184,7 +185,7 @@ def read_serializer(
     serializer._context = context
     serializer._args = (instance,)
     serializer._kwargs = {"context": context}
-    _give_fields(serializer, template)
+    _give_fields(serializer, template, share=True)
     return serializer
 
 
@@ -206,15 +207,68 @@ def read_many_serializer(
 
 
 class _Template:
-    """What every reading instance of one serializer class starts from."""
+    """What every reading instance of one serializer class starts from:
+    ``shared`` is the fields every instance may use as they are (see
+    :func:`_shared_fields`), else ``None`` and each gets copies of ``fields``."""
 
-    def __init__(self, state: dict, fields: dict) -> None:
+    def __init__(self, state: dict, fields: dict, shared: Any = None) -> None:
         self.state = state
         self.fields = fields
+        self.shared = shared
 
 
-def _give_fields(serializer: serializers.BaseSerializer, template: _Template) -> None:
+#: DRF field classes (exact) whose ``get_attribute()`` and ``to_representation()``
+#: read only the value: not ``context``, ``parent`` or ``root``.
+CONTEXT_FREE_FIELDS = frozenset(
+    {
+        serializers.BooleanField,
+        serializers.CharField,
+        serializers.ChoiceField,
+        serializers.DateField,
+        serializers.DateTimeField,
+        serializers.DecimalField,
+        serializers.DurationField,
+        serializers.EmailField,
+        serializers.FloatField,
+        serializers.IntegerField,
+        serializers.JSONField,
+        serializers.PrimaryKeyRelatedField,
+        serializers.ReadOnlyField,
+        serializers.SlugField,
+        serializers.SlugRelatedField,
+        serializers.StringRelatedField,
+        serializers.TimeField,
+        serializers.URLField,
+        serializers.UUIDField,
+    }
+)
+
+
+def _shared_fields(cls: type, serializer: Any) -> dict | None:
+    """``serializer``'s own fields, for every reading instance of ``cls`` to use
+    without copies, when nothing can tell them apart: the class has no reading
+    code of its own (:func:`reads_only_the_object`) and every field is one of
+    ``CONTEXT_FREE_FIELDS``, which never look at the serializer they belong to.
+    Else ``None``."""
+    fields = dict(serializer.fields)
+    if all(
+        type(field) in CONTEXT_FREE_FIELDS and field.source != "*"
+        for field in fields.values()
+    ) and reads_only_the_object(cls):
+        return fields
+    return None
+
+
+def _give_fields(
+    serializer: serializers.BaseSerializer, template: _Template, share: bool = False
+) -> None:
     fields = BindingDict(serializer)
+    if share and template.shared is not None:
+        # The same field objects in a mapping of its own: removing or adding a
+        # field changes this serializer only.
+        fields.fields.update(template.shared)
+        serializer.__dict__["fields"] = fields
+        return
     for name, field in template.fields.items():
         copy = object.__new__(type(field))
         copy.__dict__.update(field.__dict__)
@@ -250,7 +304,7 @@ def _build_template(cls: type) -> _Template | None:
     for field in fields.values():
         if not _stateless(field):
             return None
-    return _Template(state, fields)
+    return _Template(state, fields, _shared_fields(cls, serializer))
 
 
 def _stateless(field: Any) -> bool:
