@@ -161,8 +161,10 @@ def run_batch(
     ``run()``, so a retrieve sent after a write still reads what the write left.
     ``report(start, outcomes)`` is called after each run with its outcomes.
     """
-    shareable = [_may_share(entry) for entry in entries]
-    share_pages(entries)
+    kinds = [_within(context, _kind, binding) for binding, context in entries]
+    shareable = [kind is SHARED_READ for kind in kinds]
+    contexts = _ContextKeys()
+    share_pages(entries, kinds, contexts)
     outcomes: list[Outcome] = []
     start = 0
     while start < len(entries):
@@ -174,7 +176,7 @@ def run_batch(
             done = [_call(entries[start], entries[start][0].run)]
         else:
             try:
-                done = _run_together(entries[start:end])
+                done = _run_together(entries[start:end], contexts)
             except BaseException as exc:  # a failure of the run itself: its own
                 done = [(False, exc)] * (end - start)
         outcomes.extend(done)
@@ -207,14 +209,33 @@ def _call(entry: Entry, fn: Callable[[], Any]) -> Outcome:
         return (False, exc)
 
 
-def _may_share(entry: Entry) -> bool:
+#: What :func:`_kind` says of a retrieve that may share its read.
+SHARED_READ = object()
+
+
+def _kind(binding: Any) -> Any:
+    """``SHARED_READ`` for a retrieve that may share its read (``can_share_reads()``),
+    the page key of a list or search that may share its page, else ``None``.
+    A binding whose checks fail shares nothing: its own run meets the problem."""
     try:
-        return bool(_within(entry[1], entry[0].can_share_reads))
+        if binding.can_share_reads():
+            return SHARED_READ
+        return _page_key(binding)
     except Exception:
-        return False  # it runs alone, and its own get_object() meets the problem
+        return None
 
 
-def _run_together(entries: list[Entry]) -> list[Outcome]:
+class _ContextKeys(dict):
+    """:func:`_context_key` of each request's context, computed once a trip."""
+
+    def of(self, context: contextvars.Context) -> frozenset:
+        key = self.get(id(context))
+        if key is None:
+            key = self[id(context)] = _context_key(context)
+        return key
+
+
+def _run_together(entries: list[Entry], contexts: _ContextKeys) -> list[Outcome]:
     outcomes: list[Outcome] = [(True, None)] * len(entries)
     admitted = []
     for i, entry in enumerate(entries):
@@ -224,23 +245,24 @@ def _run_together(entries: list[Entry]) -> list[Outcome]:
         else:
             outcomes[i] = outcome
     if len(admitted) > 1:
-        share_reads([entries[i] for i in admitted])
+        share_reads([entries[i] for i in admitted], contexts)
     for i in admitted:
         outcomes[i] = _call(entries[i], entries[i][0].run_handler)
     return outcomes
 
 
-def share_reads(entries: list[Entry]) -> None:
+def share_reads(entries: list[Entry], contexts: _ContextKeys | None = None) -> None:
     """Read the objects of concurrent retrieves (each ``can_share_reads()``) with
     one query per group of bindings that see the same rows, in the first one's
     context; each binding finds its own object in ``shared_objects`` (see
     :meth:`~.bindings.GenericBinding.get_object`). A binding whose object was not
     found reads on its own."""
     groups: dict[Any, list] = defaultdict(list)
+    contexts = _ContextKeys() if contexts is None else contexts
     for binding, context in entries:
         try:
             key, rows = _within(context, _share_key, binding)
-            groups[type(binding), rows, _context_key(context)].append(
+            groups[type(binding), rows, contexts.of(context)].append(
                 (binding, context, key)
             )
         except Exception:
@@ -270,25 +292,21 @@ def share_reads(entries: list[Entry]) -> None:
             binding.shared_objects = {key: obj}
 
 
-def share_pages(entries: list[Entry]) -> None:
+def share_pages(entries: list[Entry], kinds: list[Any], contexts: _ContextKeys) -> None:
     """Let consecutive identical lists and searches (each ``can_share_page()``)
     of a trip read their page once: the first reads and serializes it, the
     others take its count, rows and objects (see :func:`.pagination.paginate`).
     They run one after the other with nothing between them, so the page is
     what each would have read. Any other request ends the sharing: a list
-    after a write reads again."""
+    after a write reads again. ``kinds`` are each entry's :func:`_kind`."""
     pages: dict | None = None
-    for binding, context in entries:
-        try:
-            key = _within(context, _page_key, binding)
-        except Exception:
-            key = None
-        if key is None:
+    for (binding, context), key in zip(entries, kinds, strict=True):
+        if key is None or key is SHARED_READ:
             pages = None
             continue
         if pages is None:
             pages = {}
-        binding.shared_pages = (pages, (key, _context_key(context)))
+        binding.shared_pages = (pages, (key, contexts.of(context)))
 
 
 def _page_key(binding: Any) -> Any:

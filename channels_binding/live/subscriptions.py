@@ -31,6 +31,11 @@ def pk_key(pk: Any) -> str:
     return str(pk)
 
 
+def object_key(stream: str, hash_: str | None, pk: Any) -> tuple:
+    """The :attr:`Subscription.key` of a subscription to the object ``pk``."""
+    return (stream, hash_, "object", pk_key(pk))
+
+
 @dataclass(eq=False)
 class Subscription:
     consumer: Any
@@ -61,7 +66,7 @@ class Subscription:
     def key(self) -> tuple:
         """Equal for two requests that ask to watch the same thing."""
         if self.is_object:
-            return (self.stream, self.hash, "object", pk_key(self.pk))
+            return object_key(self.stream, self.hash, self.pk)
         return (self.stream, self.hash, "collection", self.query_key)
 
     @cached_property
@@ -178,6 +183,16 @@ class SubscriptionIndex:
             mine[subscription.key] = subscription
             self._index(subscription)
             return subscription, True
+
+    def existing(self, consumer: Any, key: tuple) -> Subscription | None:
+        """The subscription ``consumer`` has with ``key`` (see
+        :attr:`Subscription.key`), or ``None``: for an object, what :meth:`add`
+        of an identical one would return, without making one."""
+        with self._lock:
+            if consumer in self._released:
+                return None
+            mine = self._by_consumer.get(consumer)
+            return None if mine is None else mine.get(key)
 
     def _index(self, subscription: Subscription) -> None:
         if subscription.is_object:

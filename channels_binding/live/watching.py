@@ -17,7 +17,7 @@ from django.db import models
 
 from ..settings import binding_settings
 from . import capture
-from .subscriptions import Subscription
+from .subscriptions import Subscription, object_key
 
 #: Actions that watch what they read when auto-subscribe is on.
 AUTO_SUBSCRIBE_ACTIONS = ("retrieve", "list", "search")
@@ -49,6 +49,12 @@ class LiveMixin:
     def watch(self, **target: Any) -> tuple[Subscription, bool]:
         """Subscribe the connection to an object (``pk=``) or a collection
         (``filters=``, ``query=``) with the request's hash."""
+        pk = target.get("pk")
+        if pk is not None and len(target) == 1:  # most often watched already
+            key = object_key(self.stream, self.request.hash, pk)
+            existing = self.hub.index.existing(self.request.connection, key)
+            if existing is not None:
+                return existing, False
         subscription = Subscription(
             self.request.connection, self.stream, self.request.hash, **target
         )
