@@ -61,6 +61,23 @@ async def test_session_cookie(user):
         }
 
 
+async def test_the_session_user_is_kept_unwrapped(user):
+    """Channels puts a lazy wrapper in the scope; the connection keeps the user
+    itself (each read through the wrapper costs a call, on every request)."""
+    from channels.auth import UserLazyObject
+    from django.contrib.auth.models import AnonymousUser
+
+    from channels_binding.authentication import ScopeUserAuthentication
+
+    lazy = UserLazyObject()
+    lazy._wrapped = user
+    found, auth = await ScopeUserAuthentication().authenticate({"user": lazy})
+    assert found is user and auth is None
+    anonymous = UserLazyObject()
+    anonymous._wrapped = AnonymousUser()
+    assert await ScopeUserAuthentication().authenticate({"user": anonymous}) is None
+
+
 @pytest.mark.parametrize("keyword", ["Token", "Bearer", "token"])
 async def test_token_in_authorization_header(user, token, keyword):
     header = (b"authorization", f"{keyword} {token}".encode())
