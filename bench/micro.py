@@ -13,6 +13,10 @@ of ``--rounds`` rounds of a bounded loop.
 ``fanout``      computing the pushes of one change for 1,000 watchers of the row,
                 each checked (``compute_pushes``), vs the floor of a fan-out
                 without checks: serializing once and building each frame.
+``distinct``    the same for 1,000 watchers of ``catalog.UserProduct`` (a
+                per-user ``get_queryset()``), each logged in as a user of its
+                own (1,000 visibility keys), vs all as one user: the ratio is
+                what 999 more keys cost (section 9 of ``make bench``).
 
 Then one more figure, not a speed-up but a bound: ``watches``, what one
 connection holding every watch the per-connection limits allow (with the
@@ -60,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["DJANGO_SETTINGS_MODULE"] = "bench.project.settings"
         os.environ["BENCH_DB"] = str(Path(workdir) / "micro.sqlite3")
         os.environ["BENCH_PRODUCTS"] = "50"
+        os.environ["BENCH_USERS"] = str(args.watchers)
         import bench.project.prepare  # noqa: F401  (migrates and adds the products)
 
         rows = measure(args)
@@ -168,6 +173,36 @@ def measure(args: argparse.Namespace) -> list[tuple[str, str, str, str]]:
             f"{timed(fanout, 10, args.rounds) * 1e3:.2f} ms",
             f"{timed(floor, 10, args.rounds) * 1e3:.2f} ms",
             f"one serialization, {args.watchers} frames, no checks",
+        )
+    )
+
+    from django.contrib.auth import get_user_model
+
+    import bench.project.catalog.peruser  # noqa: F401  (registers the binding)
+
+    people = list(get_user_model().objects.order_by("pk")[: args.watchers])
+
+    def watched_by(users: list) -> Any:
+        index = SubscriptionIndex()
+        for user in users:
+            watcher = Watcher()
+            watcher.user = user
+            index.add(Subscription(watcher, "catalog.UserProduct", None, pk=1))
+        return index
+
+    each, one = watched_by(people), watched_by([people[0]] * len(people))
+
+    def distinct(index: Any) -> Any:
+        frames = compute_pushes(index, "catalog.UserProduct", [1])
+        assert len(frames) == len(people)
+        return frames
+
+    rows.append(
+        (
+            "distinct",
+            f"{timed(partial(distinct, each), 5, args.rounds) * 1e3:.2f} ms",
+            f"{timed(partial(distinct, one), 5, args.rounds) * 1e3:.2f} ms",
+            f"the same {len(people)} watchers, logged in as one user",
         )
     )
     return rows

@@ -20,7 +20,7 @@ def test_micro_benchmark_runs_and_prints_its_ratios():
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("ratios (baseline time / ours): serializer=")
     names = [part.split("=")[0] for part in last.split(": ", 1)[1].split()]
-    assert names == ["serializer", "retrieve", "fanout"]
+    assert names == ["serializer", "retrieve", "fanout", "distinct"]
     watches = result.stdout.strip().splitlines()[-2]
     assert watches.startswith("watches: one change for 20 watchers"), watches
     assert watches.endswith("(unchecked)"), watches
