@@ -66,7 +66,7 @@ class _Plan:
         self.renders: dict[int, Any] = {}  # id(reader) → its rendering key
         self.askers: dict[int, tuple] = {}  # id(reader) → who asks (see may_read)
         self.allowed: dict[tuple, bool] = {}
-        self.texts: dict[tuple, str] = {}  # (event, vkey, key) → frame text
+        self.texts: dict[tuple, str] = {}  # (event, render, key) → frame text
 
     def reader(self, consumer: Any):
         """A binding answering a ``retrieve`` by this watcher's user, or ``None``
