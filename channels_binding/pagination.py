@@ -9,6 +9,7 @@ from django.db.models import QuerySet
 
 from .exceptions import NotFound
 from .filters import invalid
+from .live.snapshot import Snapshot
 from .settings import binding_settings
 
 DIGITS = re.compile(r"[0-9]{1,18}")
@@ -41,13 +42,18 @@ def paginate(binding: Any, queryset: QuerySet, data: dict) -> dict:
         if key in pages:
             count, binding.page_objects, rows = pages[key]
             return {"page": page, "limit": limit, "count": count, "rows": rows}
-    count = queryset.count()
-    offset = (page - 1) * limit
-    if page > 1 and offset >= count:
-        last = max(1, -(-count // limit))
-        raise NotFound(f"Page {page} is past the last page ({last}).")
-    binding.page_objects = list(queryset[offset : offset + limit])
-    rows = binding.get_serializer(binding.page_objects, many=True).data
+    # The count, the rows and what serializing them reads, from one state of
+    # the database: a write between them cannot make ``count`` disagree with
+    # the rows (see live/snapshot.py for what each database needs).
+    with Snapshot() as snapshot:
+        snapshot.cover(queryset.db)
+        count = queryset.count()
+        offset = (page - 1) * limit
+        if page > 1 and offset >= count:
+            last = max(1, -(-count // limit))
+            raise NotFound(f"Page {page} is past the last page ({last}).")
+        binding.page_objects = list(queryset[offset : offset + limit])
+        rows = binding.get_serializer(binding.page_objects, many=True).data
     if shared is not None:
         pages[key] = (count, binding.page_objects, rows)
     return {"page": page, "limit": limit, "count": count, "rows": rows}

@@ -31,9 +31,10 @@ write, on purpose; ``rolled_back``: transactions that must push nothing),
 ``reconnects`` after cuts, of which ``resumed`` and ``reloaded`` (read every watch
 again), ``dropped`` change messages (the lossy layer), ``pos_gaps`` (a pushed
 frame's ``pos`` skipped numbers), ``count_mismatches`` (list replies whose
-``count`` is not their number of rows: the count and the rows are two queries, and
-a write came between them), ``foreign_pushes`` (a note pushed to a watcher of
-another user's notes: must be 0, and is also an error), ``divergent`` rows, and
+``count`` is not their number of rows: must be 0, as the count and the rows are
+read in one snapshot, and is also an error), ``foreign_pushes`` (a note
+pushed to a watcher of another user's notes: must be 0, and is also an error),
+``divergent`` rows, and
 ``heal``: how long after the last write (and the end of the faults) the last frame
 came.
 
@@ -486,8 +487,11 @@ class Watcher:
                     "may miss some (raise MAX_PAGE_SIZE)"
                 )
             if data["count"] != len(rows):
-                # count() and the rows are two queries: a write between them
+                # count() and the rows are read in one snapshot: never
                 self.client.run.stats["count_mismatches"] += 1
+                self.client.run.error(
+                    f"{self.name}: count {data['count']} for {len(rows)} rows"
+                )
         for pk in self.mirror:
             self.trace[pk] = (now, "read: absent", None)
         for row in rows:

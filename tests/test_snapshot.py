@@ -158,3 +158,30 @@ def test_a_probe_failing_in_the_database_does_not_stop_the_others(user, other_us
         ]
     finally:
         registry.unregister("shop.failing")
+
+
+async def test_a_commit_between_a_pages_count_and_its_rows_is_not_half_seen(
+    communicator, monkeypatch, user
+):
+    """A list's ``count`` and ``rows`` come from one state: a note created by
+    another connection right after the count is in neither or in both."""
+    from django.db.models import QuerySet
+
+    for text in ("a", "b"):
+        await orm(Note.objects.create, owner=user, text=text)
+
+    def create_one():
+        Note.objects.create(owner=user, text="between")
+
+    hook = Interleaved(QuerySet.count, create_one)
+    monkeypatch.setattr(QuerySet, "count", lambda *args: hook(*args))
+    async with communicator(user) as ws:
+        reply = await ws.request("shop.Note.list")
+        assert hook.thread is not None
+        await asyncio.to_thread(hook.thread.join, 10)
+        assert not hook.thread.is_alive()
+        page = reply["data"]
+        assert page["count"] == len(page["rows"]), page
+        monkeypatch.undo()
+        again = (await ws.request("shop.Note.list"))["data"]
+        assert again["count"] == len(again["rows"]) == 3
