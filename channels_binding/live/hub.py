@@ -121,6 +121,10 @@ def _in_clean_context(coroutine) -> asyncio.Task:
     return contextvars.Context().run(asyncio.create_task, coroutine)
 
 
+#: The longest a stopping hub waits for its cancelled tasks to end.
+STOP_WAIT_SECONDS = 1.0
+
+
 class Hub:
     def __init__(self) -> None:
         self.index = SubscriptionIndex()
@@ -329,7 +333,11 @@ class Hub:
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            # Bounded: a cancelled task may wait for its database work (asgiref
+            # lets a running thread finish) or for the pub/sub layer's clean-up,
+            # and the lock held here keeps new connections from being accepted.
+            await asyncio.wait(tasks, timeout=STOP_WAIT_SECONDS)
         groups, self.groups = self.groups, set()
         for group in groups:
             await self._layer_call("group_discard", group)
