@@ -82,27 +82,35 @@ def test_product_change_costs_the_same_for_1_and_50_watchers():
     assert data[0]["tags"] == ["t"] and data[0]["category"]["name"] == "c"
 
 
-def test_per_user_visibility_costs_the_same_for_1_and_50_users():
+def per_user_pushes(stream):
+    """50 users with a note each; ``(queries, frames)`` of their notes' change
+    with one of them watching ``stream``, then all 50."""
     people = users(50)
     notes = [Note.objects.create(owner=user, text=user.username) for user in people]
     pks = [note.pk for note in notes]
 
     def watchers(count):
         return [
-            Subscription(Watcher(user), "shop.Note", None, filters={})
+            Subscription(Watcher(user), stream, None, filters={})
             for user in people[:count]
         ]
 
-    one, frames_one = queries_for("shop.Note", pks, watchers(1))
-    fifty, frames_fifty = queries_for("shop.Note", pks, watchers(50))
-    # one read of the rows: owner=user is decided from them (live/matching.py)
-    assert one == fifty == 1
+    return queries_for(stream, pks, watchers(1)), queries_for(stream, pks, watchers(50))
+
+
+def assert_each_got_their_own(frames_one, frames_fifty):
     # each user is pushed exactly their own note, nobody else's
     assert len(frames_fifty) == 50
     for watcher, text in frames_fifty:
-        frame = json.loads(text)
-        assert frame["data"]["owner"] == watcher.user.pk
+        assert json.loads(text)["data"]["owner"] == watcher.user.pk
     assert len(frames_one) == 1
+
+
+def test_per_user_visibility_costs_the_same_for_1_and_50_users():
+    (one, frames_one), (fifty, frames_fifty) = per_user_pushes("shop.Note")
+    # one read of the rows: owner=user is decided from them (live/matching.py)
+    assert one == fifty == 1
+    assert_each_got_their_own(frames_one, frames_fifty)
 
 
 def test_per_user_visibility_through_a_join_is_probed_in_one_union():
@@ -114,26 +122,12 @@ def test_per_user_visibility_through_a_join_is_probed_in_one_union():
         def get_queryset(self):
             return Note.objects.filter(owner__username=self.request.user.username)
 
-    people = users(50)
-    notes = [Note.objects.create(owner=user, text=user.username) for user in people]
-    pks = [note.pk for note in notes]
     try:
-
-        def watchers(count):
-            return [
-                Subscription(Watcher(user), "shop.byname", None, filters={})
-                for user in people[:count]
-            ]
-
-        one, frames_one = queries_for("shop.byname", pks, watchers(1))
-        fifty, frames_fifty = queries_for("shop.byname", pks, watchers(50))
+        (one, frames_one), (fifty, frames_fifty) = per_user_pushes("shop.byname")
     finally:
         registry.unregister("shop.byname")
     assert one == fifty == 2  # one union of 50 probes, one read of the rows
-    assert len(frames_fifty) == 50
-    for watcher, text in frames_fifty:
-        assert json.loads(text)["data"]["owner"] == watcher.user.pk
-    assert len(frames_one) == 1
+    assert_each_got_their_own(frames_one, frames_fifty)
 
 
 def test_a_row_a_watcher_never_saw_is_never_mentioned():
